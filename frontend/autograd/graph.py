@@ -1,0 +1,159 @@
+"""The nodes of the autograd tape.
+
+A non-leaf tensor's ``grad_fn`` is a ``Node``. ``next_functions`` holds one
+``(node, output_nr)`` edge per differentiable input, with ``AccumulateGrad`` nodes
+for leaves, exactly the structure PyTorch exposes. ``apply`` maps the gradients of a
+node's outputs to the gradients of its inputs.
+"""
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from .grad_mode import is_grad_enabled
+
+FREED_MESSAGE = (
+    "Trying to backward through the graph a second time (or directly access saved tensors "
+    "after they have already been freed). Saved intermediate values of the graph are freed "
+    "when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to "
+    "backward through the graph a second time or if you need to access saved tensors after "
+    "calling backward.")
+
+
+class Node:
+    """Base of every grad_fn. Subclasses set ``next_functions`` and implement ``apply``."""
+
+    num_outputs = 1
+
+    def __init__(self):
+        self.next_functions = ()
+        self._retained = None  # output_nr -> weakref of tensors that called retain_grad()
+        self._hooks = []       # (output_nr, fn) pairs from Tensor.register_hook
+
+    def name(self) -> str:
+        return type(self).__name__
+
+    def apply(self, grads, create_graph):
+        raise NotImplementedError
+
+    def release(self):
+        """Free saved values after a backward without ``retain_graph``."""
+
+    def __call__(self, *grads):
+        return self.apply(grads, create_graph=is_grad_enabled())
+
+    def __repr__(self):
+        return f"<{self.name()} object at {hex(id(self))}>"
+
+
+class AccumulateGrad(Node):
+    """The sink for a leaf: adds incoming gradients into ``variable.grad``."""
+
+    def __init__(self, variable):
+        super().__init__()
+        self.variable = variable
+
+    def name(self):
+        return "AccumulateGrad"
+
+    def apply(self, grads, create_graph):
+        accumulate_into(self.variable, grads[0], create_graph)
+        return ()
+
+
+def accumulate_into(var, grad, create_graph):
+    """``var.grad += grad``, with PyTorch's rules: a fresh buffer the first time, so that
+    later in-place updates of ``.grad`` never alias another tensor's memory."""
+    from ..tensor import Tensor
+    if tuple(grad.shape) != tuple(var.shape):
+        raise RuntimeError(f"gradient of shape {tuple(grad.shape)} does not match the shape "
+                           f"{tuple(var.shape)} of the tensor it accumulates into")
+    if var.grad is None:
+        if create_graph:
+            var.grad = grad if grad.dtype == var.dtype else grad.to(var.dtype)
+        else:
+            var.grad = Tensor._make(np.array(grad._data, dtype=var.dtype.np, copy=True), var.dtype)
+    elif create_graph or var.grad.requires_grad:
+        var.grad = var.grad + grad
+    else:
+        var.grad._data += grad._data
+        var.grad._version.bump()
+
+
+class SavedTensor:
+    """A tensor saved for backward plus the version it had, to detect in-place edits.
+
+    Outputs are saved as their data (not the Tensor object) and rebuilt on unpack with
+    ``grad_fn`` set back to the saving node, as PyTorch does: a node that held its own
+    output would form a reference cycle and keep activations alive.
+    """
+
+    __slots__ = ("tensor", "data", "counter", "version", "is_output", "dtype")
+
+    def __init__(self, tensor, is_output=False):
+        self.is_output = is_output
+        self.counter = tensor._version
+        self.version = tensor._version.value
+        if is_output:
+            self.tensor = None
+            self.data, self.dtype = tensor._data, tensor.dtype
+        else:
+            self.tensor = tensor
+
+    def unpack(self, node, op_name, create_graph):
+        from ..tensor import Tensor
+        if self.counter.value != self.version:
+            shape = "x".join(map(str, self.data.shape if self.is_output else self.tensor.shape))
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: [tensor of shape [{shape}]], which is "
+                f"{'output 0 of ' + op_name if self.is_output else 'an input of ' + op_name}, "
+                f"is at version {self.counter.value}; expected version {self.version} instead.")
+        if not self.is_output:
+            return self.tensor
+        t = Tensor._make(self.data, self.dtype)
+        t._version = self.counter
+        if create_graph:
+            t._requires_grad, t.grad_fn = True, node
+        return t
+
+
+class OpNode(Node):
+    """The grad_fn of one registry op: its gradient rule *is* the registry's rule."""
+
+    def __init__(self, op, inputs, attrs, output, name=None):
+        super().__init__()
+        self.op, self.attrs = op, attrs
+        self._name = name or op.grad_name
+        self.next_functions = tuple(edge_of(t) for t in inputs)
+        self._saved = tuple(SavedTensor(t) for t in inputs) + (SavedTensor(output, True),)
+
+    def name(self):
+        return self._name
+
+    def apply(self, grads, create_graph):
+        if self._saved is None:
+            raise RuntimeError(FREED_MESSAGE)
+        from ..dispatch import EAGER
+        values = [s.unpack(self, self._name, create_graph) for s in self._saved]
+        out = values.pop()
+        return self.op.grad(EAGER, grads[0], out, *values, **self.attrs)
+
+    def release(self):
+        self._saved = None
+
+
+def edge_of(t):
+    """The ``(node, output_nr)`` edge through which gradient reaches tensor ``t``."""
+    if t.grad_fn is not None:
+        return (t.grad_fn, t._output_nr)
+    if t._requires_grad:
+        return (t._grad_accumulator(), 0)
+    return (None, 0)
+
+
+def retain(node, output_nr, tensor):
+    if node._retained is None:
+        node._retained = {}
+    node._retained[output_nr] = weakref.ref(tensor)
