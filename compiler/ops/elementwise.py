@@ -5,6 +5,8 @@ promotion and inserts ``cast`` first, so each kernel here sees a single dtype.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..dtypes import FLOAT, bool_
@@ -33,6 +35,10 @@ _unary("tanh", np.tanh,
        lambda E, g, out, x: (E.mul(g, E.sub(E.scalar(1, out), E.mul(out, out))),))
 _unary("sigmoid", _sigmoid,
        lambda E, g, out, x: (E.mul(g, E.mul(out, E.sub(E.scalar(1, out), out))),))
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+_unary("erf", lambda x: _erf(x).astype(x.dtype),
+       lambda E, g, out, x: (E.mul(g, E.mul(E.scalar(1.1283791670955126, x),
+                                            E.exp(E.neg(E.mul(x, x))))),))
 _unary("abs", np.abs, lambda E, g, out, x: (E.mul(g, E.sign(x)),), float_only=False)
 _unary("sign", np.sign, lambda E, g, out, x: (E.zeros_like(x),), float_only=False)
 _unary("relu", lambda x: np.maximum(x, x.dtype.type(0)),
