@@ -58,3 +58,8 @@ class EagerEmitter(Emitter):
 
 
 EAGER = EagerEmitter()
+
+
+def emitter_for(needs):
+    """An eager emitter that tells gradient rules which inputs want a gradient."""
+    return EAGER if all(needs) else EagerEmitter(needs)

@@ -73,10 +73,12 @@ _binary("add", np.add, lambda E, g, out, a, b: (E.sum_to(g, a.shape), E.sum_to(g
 _binary("sub", np.subtract,
         lambda E, g, out, a, b: (E.sum_to(g, a.shape), E.sum_to(E.neg(g), b.shape)))
 _binary("mul", np.multiply,
-        lambda E, g, out, a, b: (E.sum_to(E.mul(g, b), a.shape), E.sum_to(E.mul(g, a), b.shape)))
+        lambda E, g, out, a, b: (E.sum_to(E.mul(g, b), a.shape) if E.wants(0) else None,
+                                 E.sum_to(E.mul(g, a), b.shape) if E.wants(1) else None))
 _binary("div", np.divide,
-        lambda E, g, out, a, b: (E.sum_to(E.div(g, b), a.shape),
-                                 E.sum_to(E.neg(E.div(E.mul(g, a), E.mul(b, b))), b.shape)))
+        lambda E, g, out, a, b: (
+            E.sum_to(E.div(g, b), a.shape) if E.wants(0) else None,
+            E.sum_to(E.neg(E.div(E.mul(g, a), E.mul(b, b))), b.shape) if E.wants(1) else None))
 
 
 def _pow_ref(a, b):
@@ -86,11 +88,15 @@ def _pow_ref(a, b):
 
 
 def _pow_grad(E, g, out, a, b):
-    ga = E.mul(g, E.mul(b, E.pow(a, E.sub(b, E.scalar(1, b)))))
-    # PyTorch masks the exponent's gradient where the base is 0 (and b >= 0), avoiding 0*log(0)
-    safe = E.eq(a, E.scalar(0, a))
-    gb = E.where(safe, E.scalar(0, g), E.mul(g, E.mul(out, E.log(E.where(safe, E.scalar(1, a), a)))))
-    return E.sum_to(ga, a.shape), E.sum_to(gb, b.shape)
+    ga = gb = None
+    if E.wants(0):
+        ga = E.sum_to(E.mul(g, E.mul(b, E.pow(a, E.sub(b, E.scalar(1, b))))), a.shape)
+    if E.wants(1):
+        # PyTorch masks the exponent's gradient where the base is 0, avoiding 0*log(0)
+        zero = E.eq(a, E.scalar(0, a))
+        log_a = E.log(E.where(zero, E.scalar(1, a), a))
+        gb = E.sum_to(E.where(zero, E.scalar(0, g), E.mul(g, E.mul(out, log_a))), b.shape)
+    return ga, gb
 
 
 _binary("pow", _pow_ref, _pow_grad)

@@ -11,6 +11,15 @@ from .registry import REGISTRY
 
 
 class Emitter:
+    """``needs`` marks which inputs of the op being differentiated want a gradient, so a
+    rule can skip expensive work nobody asked for (PyTorch's ``needs_input_grad``)."""
+
+    def __init__(self, needs=None):
+        self.needs = needs
+
+    def wants(self, i):
+        return self.needs is None or self.needs[i]
+
     def apply(self, op_name, *inputs, **attrs):
         raise NotImplementedError
 

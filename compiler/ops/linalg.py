@@ -24,8 +24,9 @@ def _mT(E, x):
 
 
 def _matmul_grad(E, g, out, a, b):
-    return (E.sum_to(E.matmul(g, _mT(E, b)), a.shape),
-            E.sum_to(E.matmul(_mT(E, a), g), b.shape))
+    ga = E.sum_to(E.matmul(g, _mT(E, b)), a.shape) if E.wants(0) else None
+    gb = E.sum_to(E.matmul(_mT(E, a), g), b.shape) if E.wants(1) else None
+    return ga, gb
 
 
 defop("matmul", "matmul", infer=_matmul_infer, ref=np.matmul, grad=_matmul_grad,

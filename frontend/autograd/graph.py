@@ -135,10 +135,11 @@ class OpNode(Node):
     def apply(self, grads, create_graph):
         if self._saved is None:
             raise RuntimeError(FREED_MESSAGE)
-        from ..dispatch import EAGER
+        from ..dispatch import emitter_for
         values = [s.unpack(self, self._name, create_graph) for s in self._saved]
         out = values.pop()
-        return self.op.grad(EAGER, grads[0], out, *values, **self.attrs)
+        needs = [node is not None for node, _ in self.next_functions]
+        return self.op.grad(emitter_for(needs), grads[0], out, *values, **self.attrs)
 
     def release(self):
         self._saved = None
