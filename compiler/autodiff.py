@@ -30,12 +30,21 @@ class GraphEmitter(Emitter):
         return self.graph.value(self.graph.add_const(np.asarray(value, dtype.np), loc=self.loc))
 
 
-def differentiable_nodes(graph: Graph, wrt):
-    """Nodes whose value depends on some ``wrt`` input through differentiable ops."""
+def differentiable_nodes(graph: Graph, wrt, regions=()):
+    """Nodes whose value depends on some ``wrt`` input through differentiable ops.
+
+    Inside a custom region (a user's autograd.Function) only the region's outputs count,
+    and they depend on its inputs as a whole: the user's backward decides the rest."""
     live = set(wrt)
+    inside = {n: r for r in regions for n in r.internal}
     for n in graph.topological_order():
         d = graph.nodes[n]
         if d["op"] in ("input", "const") or n in live:
+            continue
+        if n in inside:
+            r = inside[n]
+            if n in r.outputs and any(a in live for a in r.inputs):
+                live.add(n)
             continue
         op = REGISTRY[d["op"]]
         if op.differentiable and d["dtype"].is_floating_point and any(a in live for a in d["args"]):
@@ -43,14 +52,20 @@ def differentiable_nodes(graph: Graph, wrt):
     return live
 
 
-def add_backward(graph: Graph, outputs, wrt):
+def add_backward(graph: Graph, outputs, wrt, regions=()):
     """Add gradient nodes for ``outputs`` w.r.t. the ``wrt`` inputs, in place.
 
     Returns ``(grad_inputs, grads)``: the new ``input`` nodes receiving the outputs'
     gradients (one per output, None for outputs that do not depend on ``wrt``) and the
     gradient node of each ``wrt`` input (None where unused).
+
+    ``regions`` are custom Functions: objects with ``inputs``, ``outputs``, ``internal``
+    (node ids) and ``backward(grads) -> grads``, which maps a list of gradient node ids
+    (None where no gradient flows) for the outputs to node ids for the inputs.
     """
-    live = differentiable_nodes(graph, wrt)
+    live = differentiable_nodes(graph, wrt, regions)
+    inside = {n: r for r in regions for n in r.internal}
+    done = set()
     forward_order = [n for n in graph.topological_order() if n in live]
     grads: dict[int, Value] = {}
     grad_inputs = []
@@ -63,6 +78,15 @@ def add_backward(graph: Graph, outputs, wrt):
         grad_inputs.append(gi)
         _accumulate(graph, grads, o, graph.value(gi))
     for n in reversed(forward_order):
+        if n in inside:
+            r = inside[n]
+            if id(r) not in done:  # all users of the region's outputs are behind us
+                done.add(id(r))
+                in_grads = r.backward([grads[o].id if o in grads else None for o in r.outputs])
+                for a, gid in zip(r.inputs, in_grads):
+                    if gid is not None and a in live:
+                        _accumulate(graph, grads, a, graph.value(gid))
+            continue
         if n not in grads or graph.nodes[n]["op"] == "input":
             continue
         d = graph.nodes[n]

@@ -13,6 +13,7 @@ import functools
 from .autograd.engine import run_backward
 from .autograd.grad_mode import is_grad_enabled, no_grad
 from .autograd.graph import FREED_MESSAGE, Node, edge_of
+from . import tracing_hook
 from .tensor import Tensor
 
 
@@ -74,6 +75,7 @@ def composite_call(name, fn, *args, **kwargs):
             s = Tensor._make(a._data, a.dtype)
             s._version = a._version           # in-place edits of the input stay visible
             s._requires_grad = a._requires_grad
+            tracing_hook.on_alias(s, a)
             stand_ins.append(s)
             inner_args.append(s)
         else:
@@ -87,6 +89,7 @@ def composite_call(name, fn, *args, **kwargs):
             r = Tensor._make(o._data, o.dtype)
             r._version = o._version
             r._requires_grad, r.grad_fn, r._output_nr = True, node, i
+            tracing_hook.on_alias(r, o)
             results.append(r)
         else:
             results.append(o)

@@ -11,11 +11,13 @@ import numpy as np
 
 from compiler.ops import REGISTRY, Emitter, OpError
 from .autograd.grad_mode import is_grad_enabled
-from .autograd.graph import OpNode
+from .autograd.graph import OpNode, stale_message, stale_tensor
 
 # ops whose NumPy kernels may return a view of input 0; the result then shares its
 # version counter, so in-place edits through either are seen by autograd
 _VIEW_KINDS = ("movement", "index", "window")
+
+TRACER = None  # the active frontend.tracer.Tracer while frontend.compile traces
 
 
 def apply(op_name, *inputs, grad_name=None, **attrs):
@@ -42,6 +44,8 @@ def apply(op_name, *inputs, grad_name=None, **attrs):
                 result._requires_grad = True
                 result.grad_fn = OpNode(op, inputs, attrs, result, grad_name)
                 break
+    if TRACER is not None:
+        TRACER.record(op_name, inputs, attrs, result)
     return result
 
 
@@ -50,11 +54,17 @@ class EagerEmitter(Emitter):
     (recorded on the tape when ``create_graph`` turned grad mode on)."""
 
     def apply(self, op_name, *inputs, **attrs):
+        for t in inputs:
+            message = stale_message(t)
+            if message is not None:  # a saved value overwritten in place: propagate, lazily
+                spec = REGISTRY[op_name].infer(*inputs, **attrs)
+                return stale_tensor(spec.shape, spec.dtype, message)
         return apply(op_name, *inputs, **attrs)
 
     def constant(self, value, dtype):
         from .tensor import Tensor
-        return Tensor._make(np.asarray(value, dtype.np), dtype)
+        from .tracing_hook import on_create
+        return on_create(Tensor._make(np.asarray(value, dtype.np), dtype))
 
 
 EAGER = EagerEmitter()

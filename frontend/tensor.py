@@ -6,11 +6,13 @@ methods below only translate PyTorch's calling conventions; the work happens in
 """
 from __future__ import annotations
 
+import itertools
 import weakref
 
 import numpy as np
 
 from compiler import dtypes as _dt
+from . import tracing_hook
 from .autograd.grad_mode import is_grad_enabled
 
 
@@ -39,9 +41,12 @@ class Size(tuple):
         return n
 
 
+_serials = itertools.count(1)
+
+
 class Tensor:
     __slots__ = ("_data", "dtype", "_requires_grad", "_grad", "grad_fn", "_output_nr",
-                 "_version", "_base", "_accumulator", "__weakref__", "__dict__")
+                 "_version", "_base", "_accumulator", "_serial", "__weakref__", "__dict__")
 
     def __init__(self, *args, dtype=None):
         """The legacy constructor: ``Tensor(5, 3)`` is uninitialised, ``Tensor([1, 2])`` copies."""
@@ -63,6 +68,12 @@ class Tensor:
         self._version = VersionCounter()
         self._base = None
         self._accumulator = None
+        self._serial = next(_serials)  # creation order: the tracer tells old from new by it
+
+    @staticmethod
+    def _serial_now():
+        """The serial the next tensor will get minus one: tensors at or below it predate now."""
+        return next(_serials) - 1
 
     @classmethod
     def _make(cls, array, dtype=None):
@@ -150,6 +161,7 @@ class Tensor:
     def detach(self):
         t = Tensor._make(self._data, self.dtype)
         t._version = self._version  # shares storage, so it shares the version counter too
+        tracing_hook.on_detach(t, self)
         return t
 
     def detach_(self):
@@ -160,7 +172,9 @@ class Tensor:
 
     @property
     def data(self):
-        return Tensor._make(self._data, self.dtype)  # untracked: a fresh version counter
+        t = Tensor._make(self._data, self.dtype)  # untracked: a fresh version counter
+        tracing_hook.on_detach(t, self)
+        return t
 
     @data.setter
     def data(self, value):
@@ -227,7 +241,6 @@ class Tensor:
 
     # -- conversion out of the tensor world ---------------------------------------------
     def _check_concrete(self, what):
-        from . import tracing_hook
         tracing_hook.on_concrete_access(self, what)
 
     def numpy(self):

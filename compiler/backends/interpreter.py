@@ -28,3 +28,21 @@ def run(graph, inputs, order=None):
                 out = np.asarray(out).astype(d["dtype"].np, copy=False)
             env[n] = out
     return [env[o] for o in graph.outputs]
+
+
+class InterpretedGraph:
+    """The ``"eager"`` backend's Executable: one reference "kernel" per op node."""
+
+    def __init__(self, graph):
+        from .base import KernelInfo
+        self.graph = graph
+        self.order = graph.topological_order()
+        self.kernels = [KernelInfo(graph.nodes[n]["op"], [n], [n]) for n in self.order
+                        if graph.nodes[n]["op"] not in ("input", "const")]
+
+    @property
+    def num_kernels(self):
+        return len(self.kernels)
+
+    def run(self, inputs):
+        return run(self.graph, inputs, self.order)

@@ -27,7 +27,8 @@ def _sigmoid(x):
 _unary("neg", np.negative, lambda E, g, out, x: (E.neg(g),), float_only=False)
 _unary("exp", np.exp, lambda E, g, out, x: (E.mul(g, out),))
 _unary("log", np.log, lambda E, g, out, x: (E.div(g, x),))
-_unary("log1p", np.log1p, lambda E, g, out, x: (E.div(g, E.add(x, E.scalar(1, x))),))
+_unary("log1p", np.log1p, lambda E, g, out, x: (E.div(g, E.add(x, E.scalar(1, x))),),
+       grad_name="Log1PBackward0")
 _unary("sqrt", np.sqrt, lambda E, g, out, x: (E.div(g, E.mul(out, E.scalar(2, out))),))
 _unary("sin", np.sin, lambda E, g, out, x: (E.mul(g, E.cos(x)),))
 _unary("cos", np.cos, lambda E, g, out, x: (E.neg(E.mul(g, E.sin(x))),))
@@ -46,6 +47,13 @@ _unary("relu", lambda x: np.maximum(x, x.dtype.type(0)),
        float_only=False)
 
 
+_unary("floor", np.floor, None, float_only=False)
+_unary("trunc", np.trunc, None, float_only=False)
+defop("stop_gradient", "elementwise", infer=lambda x: Spec(tuple(x.shape), x.dtype),
+      ref=lambda x: x, grad=None,
+      doc="identity whose gradient is cut: what detach() becomes in a traced graph")
+
+
 def _cast_infer(x, dtype):
     return Spec(tuple(x.shape), dtype)
 
@@ -60,7 +68,7 @@ defop("cast", "elementwise", infer=_cast_infer, grad_name="ToCopyBackward0",
       ref=lambda x, dtype: x.astype(dtype.np), grad=_cast_grad)
 
 defop("copy", "elementwise", infer=lambda x: Spec(tuple(x.shape), x.dtype),
-      ref=lambda x: np.array(x, copy=True), grad=lambda E, g, out, x: (g,),
+      ref=lambda x: np.array(x, copy=True, order="C"), grad=lambda E, g, out, x: (g,),
       grad_name="CloneBackward0")
 
 

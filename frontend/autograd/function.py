@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import tracing_hook
 from .grad_mode import is_grad_enabled, no_grad
 from .graph import FREED_MESSAGE, Node, SavedTensor, edge_of
 
@@ -109,12 +110,14 @@ def _run(fn_cls, ctx, forward, args, legacy):
     from ..tensor import Tensor
     tensor_args = [a for a in args if isinstance(a, Tensor)]
     ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a._requires_grad for a in args)
+    tracing_hook.begin_region()
     with no_grad():
         raw = forward(*args)
     single = not isinstance(raw, tuple)
     outputs = (raw,) if single else raw
     records = is_grad_enabled() and any(t._requires_grad for t in tensor_args)
     if not records:
+        tracing_hook.end_region(tensor_args, [], None)
         return raw
     non_diff = getattr(ctx, "_non_differentiable", set())
     results = []
@@ -123,11 +126,31 @@ def _run(fn_cls, ctx, forward, args, legacy):
             o = o.detach()  # an input returned as-is becomes a new output, as in PyTorch
         results.append(o)
     tensors = [o if isinstance(o, Tensor) else None for o in results]
+    saved = getattr(ctx, "_to_save", None)
     node = BackwardCFunction(fn_cls, ctx, args, tensors, legacy)
+    diff_outputs = []
     for i, o in enumerate(results):
         if isinstance(o, Tensor) and id(o) not in non_diff and o.dtype.is_floating_point:
             o.grad_fn, o._output_nr, o._requires_grad = node, i, True
+            diff_outputs.append(o)
+    if tracing_hook.active():
+        tracing_hook.end_region(tensor_args, diff_outputs, _traced_backward(
+            fn_cls, ctx, saved, legacy, args, diff_outputs))
     return results[0] if single else tuple(results)
+
+
+def _traced_backward(fn_cls, ctx, saved, legacy, args, outputs):
+    """For the compiler: run the user's ``backward`` on given gradient tensors, reading the
+    forward's saved tensors as the tracer knows them (not the eager tape's copies)."""
+    from ..tensor import Tensor
+
+    def run(grads):
+        ctx._saved, ctx._to_save, ctx._node = None, saved, None
+        with no_grad():
+            result = ctx.backward(*grads) if legacy else fn_cls.backward(ctx, *grads)
+        result = result if isinstance(result, tuple) else (result,)
+        return [g for a, g in zip(args, result) if isinstance(a, Tensor)]
+    return run
 
 
 class Function(FunctionCtx):

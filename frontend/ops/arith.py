@@ -7,12 +7,13 @@ import numbers
 import numpy as np
 
 from compiler import dtypes as dt
+from .. import tracing_hook
 from ..dispatch import apply
 from ..tensor import Tensor
 
 
 def constant(value, dtype):
-    return Tensor._make(np.asarray(value, dtype.np), dtype)
+    return tracing_hook.on_create(Tensor._make(np.asarray(value, dtype.np), dtype))
 
 
 def is_scalar(x):
@@ -82,9 +83,7 @@ def div(a, b, rounding_mode=None):
                          f"but found '{rounding_mode}'")
     a, b = promote("div", a, b)
     q = apply("div", cast(a, dt.float64), cast(b, dt.float64))
-    fn = np.floor if rounding_mode == "floor" else np.trunc
-    out = Tensor._make(fn(q._data).astype(a.dtype.np), a.dtype)  # rounding has no gradient
-    return out
+    return cast(apply(rounding_mode if rounding_mode == "trunc" else "floor", q), a.dtype)
 
 
 def floor_divide(a, b):

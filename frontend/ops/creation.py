@@ -7,6 +7,7 @@ import numpy as np
 
 from compiler import dtypes as dt
 from .. import random as _random
+from .. import tracing_hook
 from ..tensor import Tensor
 from .shape import sizes_arg
 
@@ -74,7 +75,7 @@ def tensor(data, dtype=None, requires_grad=False, device=None):
         array = np.array(_unwrap(data), dtype=dtype.np)
     except ValueError as e:
         raise ValueError(f"tensor(): could not build a tensor from the data ({e})") from None
-    t = Tensor._make(array, dtype)
+    t = tracing_hook.on_create(Tensor._make(array, dtype))
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -90,7 +91,7 @@ def from_numpy(array):
     if array.dtype != dtype.np:
         raise TypeError(f"can't convert np.ndarray of type {array.dtype}; the supported types "
                         "are: float64, float32, int64, int32, and bool")
-    return Tensor._make(array, dtype)  # shares memory, as torch.from_numpy does
+    return tracing_hook.on_create(Tensor._make(array, dtype))  # shares memory, as torch does
 
 
 def _filled(fill, sizes, dtype, requires_grad):
@@ -99,8 +100,8 @@ def _filled(fill, sizes, dtype, requires_grad):
         raise RuntimeError(f"Trying to create tensor with negative dimension {min(shape)}: "
                            f"{list(shape)}")
     dtype = _resolve_dtype(dtype) or dt.default_float
-    t = Tensor._make(np.full(shape, fill, dtype.np) if fill is not None
-                     else np.empty(shape, dtype.np), dtype)
+    t = tracing_hook.on_create(Tensor._make(np.full(shape, fill, dtype.np) if fill is not None
+                                            else np.empty(shape, dtype.np), dtype))
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -150,7 +151,8 @@ def _random_float(sample, size, dtype, requires_grad, generator):
     dtype = _resolve_dtype(dtype) or dt.default_float
     if not dtype.is_floating_point:
         raise RuntimeError(f"expected a floating-point dtype for random floats, got {dtype}")
-    t = Tensor._make(sample(_random.rng(generator), shape, dtype.np), dtype)
+    draw = lambda: sample(_random.rng(generator), shape, dtype.np)  # noqa: E731
+    t = tracing_hook.on_random(Tensor._make(draw(), dtype), draw)
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -183,13 +185,14 @@ def randint(low, high=None, size=None, dtype=None, generator=None, device=None):
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} "
                            f">= to={high}")
     dtype = _resolve_dtype(dtype) or dt.int64
-    data = _random.rng(generator).integers(low, high, size=tuple(size)).astype(dtype.np)
-    return Tensor._make(data, dtype)
+    draw = lambda: _random.rng(generator).integers(low, high, size=tuple(size)).astype(dtype.np)  # noqa: E731,E501
+    return tracing_hook.on_random(Tensor._make(draw(), dtype), draw)
 
 
 def randperm(n, dtype=None, generator=None, device=None):
     dtype = _resolve_dtype(dtype) or dt.int64
-    return Tensor._make(_random.rng(generator).permutation(n).astype(dtype.np), dtype)
+    draw = lambda: _random.rng(generator).permutation(n).astype(dtype.np)  # noqa: E731
+    return tracing_hook.on_random(Tensor._make(draw(), dtype), draw)
 
 
 def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None):
@@ -207,7 +210,7 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None
     n = int(np.ceil((end - start) / step))
     data = (start + np.arange(n, dtype=np.float64) * step) if not dtype.category == dt.INT \
         else np.arange(start, end, step)
-    t = Tensor._make(np.asarray(data).astype(dtype.np), dtype)
+    t = tracing_hook.on_create(Tensor._make(np.asarray(data).astype(dtype.np), dtype))
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -215,7 +218,7 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None
 
 def linspace(start, end, steps, dtype=None, requires_grad=False, device=None):
     dtype = _resolve_dtype(dtype) or dt.default_float
-    t = Tensor._make(np.linspace(start, end, steps).astype(dtype.np), dtype)
+    t = tracing_hook.on_create(Tensor._make(np.linspace(start, end, steps).astype(dtype.np), dtype))
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -223,7 +226,7 @@ def linspace(start, end, steps, dtype=None, requires_grad=False, device=None):
 
 def eye(n, m=None, dtype=None, requires_grad=False, device=None):
     dtype = _resolve_dtype(dtype) or dt.default_float
-    t = Tensor._make(np.eye(n, m, dtype=dtype.np), dtype)
+    t = tracing_hook.on_create(Tensor._make(np.eye(n, m, dtype=dtype.np), dtype))
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -231,5 +234,7 @@ def eye(n, m=None, dtype=None, requires_grad=False, device=None):
 
 def bernoulli_mask(shape, keep_prob, dtype, generator=None):
     """A 0/1 mask with P(1) = keep_prob (dropout's randomness, drawn here in one place)."""
-    r = _random.rng(generator).random(tuple(shape), dtype=np.float32 if dtype.np == np.float32 else np.float64)
-    return Tensor._make((r < keep_prob).astype(dtype.np), dtype)
+    def draw():
+        r = _random.rng(generator).random(tuple(shape), dtype=np.float64)
+        return (r < keep_prob).astype(dtype.np)
+    return tracing_hook.on_random(Tensor._make(draw(), dtype), draw)

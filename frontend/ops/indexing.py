@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 
 from compiler import dtypes as dt
+from .. import tracing_hook
 from ..dispatch import apply
 from ..tensor import Tensor
 
@@ -15,10 +16,10 @@ def _as_index_tensor(obj):
         return obj
     array = np.asarray(obj)
     if array.dtype == np.bool_:
-        return Tensor._make(array, dt.bool_)
+        return tracing_hook.on_create(Tensor._make(array, dt.bool_))
     if array.dtype.kind not in "iu" and array.size:
         raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
-    return Tensor._make(array.astype(np.int64), dt.int64)
+    return tracing_hook.on_create(Tensor._make(array.astype(np.int64), dt.int64))
 
 
 def _index_int(v):
@@ -75,6 +76,7 @@ def parse_key(x, key):
             spec.append(("int", k))
             dim += 1
         elif k.dtype == dt.bool_:
+            tracing_hook.on_concrete_access(k, "indexing with a boolean mask")
             mask_shape = tuple(x.shape[dim:dim + k.ndim])
             if tuple(k.shape) != mask_shape:
                 raise IndexError(f"The shape of the mask {list(k.shape)} at index {dim} does not "
@@ -92,16 +94,31 @@ def parse_key(x, key):
     return tuple(spec), tensors
 
 
+def _grad_name(x, key, spec, tensors):
+    """PyTorch's grad_fn name for ``x[key]``: IndexBackward0 for advanced indexing, else the
+    view op it applies last (it skips full ``:`` slices; a 0-d integer tensor selects)."""
+    if any(t.ndim for t in tensors):
+        return "IndexBackward0"
+    name, dim = None, 0
+    for item in spec:
+        if item[0] == "none":
+            name = "UnsqueezeBackward0"
+            continue
+        if item[0] in ("int", "tensor"):
+            name = "SelectBackward0"
+        else:
+            _, start, stop, step = item
+            if not (start in (None, 0) and (stop is None or stop >= x.shape[dim]) and step == 1):
+                name = "SliceBackward0"
+        dim += 1
+    if name is None:
+        return "SliceBackward0" if isinstance(key, slice) else "AliasBackward0"
+    return name
+
+
 def getitem(x, key):
     spec, tensors = parse_key(x, key)
-    if tensors:
-        name = "IndexBackward0"
-    elif any(s[0] == "int" for s in spec):
-        name = "SelectBackward0"
-    elif any(s[0] == "none" for s in spec):
-        name = "UnsqueezeBackward0"
-    else:
-        name = "SliceBackward0"
+    name = _grad_name(x, key, spec, tensors)
     return apply("index", x, *tensors, spec=spec, grad_name=name)
 
 
@@ -111,6 +128,7 @@ def setitem(x, key, value):
     if isinstance(value, Tensor):
         v = value if value.dtype == x.dtype else apply("cast", value, dtype=x.dtype)
     else:
-        v = Tensor._make(np.asarray(value, x.dtype.np), x.dtype)
-    inplace(x, lambda base: apply("index_put", base, v, *tensors, spec=spec,
-                                  grad_name="CopySlices"), operands=(v,))
+        v = tracing_hook.on_create(Tensor._make(np.asarray(value, x.dtype.np), x.dtype))
+    name = "IndexPutBackward0" if tensors else "CopySlices"  # advanced vs basic indexing
+    inplace(x, lambda base: apply("index_put", base, v, *tensors, spec=spec, grad_name=name),
+            operands=(v,))

@@ -11,6 +11,7 @@ import numpy as np
 
 from compiler import dtypes as dt
 from ..autograd.grad_mode import is_grad_enabled
+from .. import tracing_hook
 from ..tensor import Tensor
 
 LEAF_MESSAGE = "a leaf Variable that requires grad is being used in an in-place operation."
@@ -38,6 +39,7 @@ def inplace(x, compute, operands=()):
         source = Tensor._make(np.array(x._data, copy=True), x.dtype)
         source._requires_grad, source.grad_fn = x._requires_grad, x.grad_fn
         source._output_nr = x._output_nr
+        tracing_hook.on_alias(source, x)
     else:
         source = x
     result = compute(source)
@@ -53,6 +55,7 @@ def inplace(x, compute, operands=()):
                            "performing the operation.")
     np.copyto(x._data, result._data, casting="unsafe")
     x._version.bump()
+    tracing_hook.on_inplace(x, result)
     if records and result.grad_fn is not None:
         x.grad_fn, x._output_nr, x._requires_grad = result.grad_fn, result._output_nr, True
     return x

@@ -72,16 +72,22 @@ def _copy(self, src):
     return inplace(self, compute, operands=(src,))
 
 
+def _fill_random(self, draw):
+    from .. import tracing_hook
+    sample = tracing_hook.on_random(Tensor._make(draw(), self.dtype), draw)
+    return inplace(self, lambda base: apply("copy", sample))
+
+
 def _uniform(self, a=0.0, b=1.0, generator=None):
     from .. import random as r
-    sample = r.rng(generator).uniform(a, b, self.shape).astype(self.dtype.np)
-    return inplace(self, lambda base: Tensor._make(sample, self.dtype))
+    shape, dtype = tuple(self.shape), self.dtype.np
+    return _fill_random(self, lambda: r.rng(generator).uniform(a, b, shape).astype(dtype))
 
 
 def _normal(self, mean=0.0, std=1.0, generator=None):
     from .. import random as r
-    sample = r.rng(generator).normal(mean, std, self.shape).astype(self.dtype.np)
-    return inplace(self, lambda base: Tensor._make(sample, self.dtype))
+    shape, dtype = tuple(self.shape), self.dtype.np
+    return _fill_random(self, lambda: r.rng(generator).normal(mean, std, shape).astype(dtype))
 
 
 def _addcmul(self, t1, t2, value=1):
@@ -101,8 +107,11 @@ def _clone(self, memory_format=None):
 
 
 def _masked_fill(self, mask, value):
+    if not isinstance(mask, Tensor) or mask.dtype != dt.bool_:
+        raise RuntimeError(f"masked_fill only supports boolean masks, but got mask with dtype "
+                           f"{getattr(mask, 'dtype', type(mask).__name__)}")
     v = value if isinstance(value, Tensor) else arith.constant(value, self.dtype)
-    return arith.where(mask, arith.cast(v, self.dtype), self)
+    return apply("where", mask, arith.cast(v, self.dtype), self, grad_name="MaskedFillBackward0")
 
 
 def _softmax(self, dim):
@@ -150,7 +159,7 @@ METHODS = {
     "tanh": lambda x: arith.unary_float("tanh", x),
     "sigmoid": lambda x: arith.unary_float("sigmoid", x),
     "abs": lambda x: arith.unary("abs", x), "sign": lambda x: arith.unary("sign", x),
-    "relu": _relu, "square": lambda x: arith.mul(x, x), "reciprocal": lambda x: arith.div(1, x),
+    "relu": _relu, "square": lambda x: arith.pow(x, 2), "reciprocal": lambda x: arith.div(1, x),
     "clamp": arith.clamp, "clip": arith.clamp,
     "where": lambda self, cond, other: arith.where(cond, self, other),
     "masked_fill": _masked_fill, "isnan": lambda x: arith.compare("ne", x, x),

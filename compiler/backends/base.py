@@ -1,0 +1,35 @@
+"""What every backend gives the runtime: an ``Executable`` for one optimised graph.
+
+``compile_graph(graph, backend=..., fuse=...)`` returns an object with
+- ``run(inputs) -> outputs``: NumPy arrays in, NumPy arrays out, aligned with
+  ``graph.inputs`` / ``graph.outputs``;
+- ``kernels``: one ``KernelInfo`` per launched kernel, in launch order. ``nodes`` lists
+  the graph node ids the kernel computes (so ``check=True`` can interpret exactly those
+  nodes with the reference kernels and compare), ``source`` the generated code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class KernelInfo:
+    name: str
+    nodes: list                    # graph node ids computed by this kernel (outputs last)
+    outputs: list                  # the node ids it writes that others read
+    source: str = ""               # generated code (LLVM IR / OpenCL C); "" for the interpreter
+    flops: int = 0
+    bytes: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class Executable:
+    graph = None
+    kernels: list
+
+    @property
+    def num_kernels(self) -> int:
+        return len(self.kernels)
+
+    def run(self, inputs):
+        raise NotImplementedError
