@@ -101,15 +101,22 @@ class SavedTensor:
         else:
             self.tensor = tensor
 
-    def unpack(self, node, op_name, create_graph):
+    def unpack(self, node, op_name, create_graph, lazy=False):
+        """The saved value. If it was modified in place since, raise -- or, with ``lazy``,
+        return a *stale* placeholder that raises only if a gradient actually uses it."""
         from ..tensor import Tensor
         if self.counter.value != self.version:
             shape = "x".join(map(str, self.data.shape if self.is_output else self.tensor.shape))
-            raise RuntimeError(
+            message = (
                 "one of the variables needed for gradient computation has been modified by an "
                 f"inplace operation: [tensor of shape [{shape}]], which is "
                 f"{'output 0 of ' + op_name if self.is_output else 'an input of ' + op_name}, "
                 f"is at version {self.counter.value}; expected version {self.version} instead.")
+            if not lazy:
+                raise RuntimeError(message)
+            like = self.data if self.is_output else self.tensor._data
+            return stale_tensor(like.shape, self.dtype if self.is_output else self.tensor.dtype,
+                                message)
         if not self.is_output:
             return self.tensor
         t = Tensor._make(self.data, self.dtype)
@@ -117,6 +124,21 @@ class SavedTensor:
         if create_graph:
             t._requires_grad, t.grad_fn = True, node
         return t
+
+
+def stale_tensor(shape, dtype, message):
+    """A placeholder for a saved value that was overwritten in place. Gradient rules may
+    read its shape and dtype; any op on it yields another stale tensor (see
+    ``EagerEmitter``), and a stale gradient reaching an input that needs one raises
+    ``message``. So, as in PyTorch, only values a gradient really needs are checked."""
+    from ..tensor import Tensor
+    t = Tensor._make(np.broadcast_to(np.zeros((), dtype.np), tuple(shape)), dtype)
+    t.__dict__["_stale"] = message
+    return t
+
+
+def stale_message(t):
+    return t.__dict__.get("_stale") if t is not None else None
 
 
 class OpNode(Node):
@@ -136,10 +158,17 @@ class OpNode(Node):
         if self._saved is None:
             raise RuntimeError(FREED_MESSAGE)
         from ..dispatch import emitter_for
-        values = [s.unpack(self, self._name, create_graph) for s in self._saved]
+        values = [s.unpack(self, self._name, create_graph, lazy=True) for s in self._saved]
         out = values.pop()
         needs = [node is not None for node, _ in self.next_functions]
-        return self.op.grad(emitter_for(needs), grads[0], out, *values, **self.attrs)
+        result = self.op.grad(emitter_for(needs), grads[0], out, *values, **self.attrs)
+        checked = []
+        for (node, _), g in zip(self.next_functions, result):
+            message = stale_message(g)
+            if message is not None and node is not None:
+                raise RuntimeError(message)  # the gradient needed an overwritten value
+            checked.append(None if message is not None else g)
+        return tuple(checked)
 
     def release(self):
         self._saved = None
