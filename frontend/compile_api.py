@@ -283,6 +283,8 @@ class _GraphRegion:
             grads.append(g)
         with tracer:
             results = self._region.backward(grads)
+        if tracer.broken is not None:
+            raise tracer.broken
         return [tracer.node_of(r) if isinstance(r, Tensor) else None for r in results]
 
 
@@ -364,8 +366,12 @@ class CompiledFunction:
         out_tensors = []
         skeleton = _flatten(result, out_tensors)
         arg_requires = [t if t.requires_grad else None for t in tensors]
-        entry = GraphEntry(self._name, tracer.trace, out_tensors, slots, len(tensors),
-                           self._options, tracer, arg_requires)
+        try:
+            entry = GraphEntry(self._name, tracer.trace, out_tensors, slots, len(tensors),
+                               self._options, tracer, arg_requires)
+        except TraceBreak as brk:  # met in a custom Function's backward
+            self._fallback(key, brk)
+            return result
         entry.skeleton = skeleton
         self._cache[key] = entry
         if len(self._cache) > MAX_CACHED_GRAPHS:

@@ -83,7 +83,8 @@ def parse_key(x, key):
                                  f"match the shape of the indexed tensor {list(mask_shape)}")
             for coords in np.nonzero(k._data) if k.ndim else [np.nonzero(k._data.reshape(1))[0]]:
                 spec.append(("tensor",))
-                tensors.append(Tensor._make(coords.astype(np.int64), dt.int64))
+                tensors.append(tracing_hook.on_create(
+                    Tensor._make(coords.astype(np.int64), dt.int64)))
             if k.ndim == 0:
                 spec[-1:] = [("none",), ("tensor",)]
             dim += k.ndim
@@ -122,13 +123,24 @@ def getitem(x, key):
     return apply("index", x, *tensors, spec=spec, grad_name=name)
 
 
+def _is_leading_mask(x, key):
+    return (isinstance(key, Tensor) and key.dtype == dt.bool_ and 0 < key.ndim <= x.ndim
+            and tuple(key.shape) == tuple(x.shape[:key.ndim]))
+
+
 def setitem(x, key, value):
     from .inplace import inplace
-    spec, tensors = parse_key(x, key)
     if isinstance(value, Tensor):
         v = value if value.dtype == x.dtype else apply("cast", value, dtype=x.dtype)
     else:
         v = tracing_hook.on_create(Tensor._make(np.asarray(value, x.dtype.np), x.dtype))
+    if _is_leading_mask(x, key) and v.ndim == 0:
+        # ``x[mask] = c`` is ``where(mask, c, x)``: no data-dependent shapes, so it traces
+        mask = apply("reshape", key, shape=tuple(key.shape) + (1,) * (x.ndim - key.ndim))
+        inplace(x, lambda base: apply("where", mask, v, base, grad_name="MaskedFillBackward0"),
+                operands=(v,))
+        return
+    spec, tensors = parse_key(x, key)
     name = "IndexPutBackward0" if tensors else "CopySlices"  # advanced vs basic indexing
     inplace(x, lambda base: apply("index_put", base, v, *tensors, spec=spec, grad_name=name),
             operands=(v,))
