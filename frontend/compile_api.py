@@ -121,6 +121,7 @@ class CompiledBackward(Node):
     """The single grad_fn of a compiled call's outputs: runs the compiled backward graph."""
 
     def __init__(self, entry, saved, wrt_tensors, num_outputs):
+        self._wrt_dtypes = [t.dtype for t in wrt_tensors]
         super().__init__()
         self._entry, self._saved = entry, saved
         self.num_outputs = num_outputs
@@ -147,8 +148,8 @@ class CompiledBackward(Node):
                                else np.zeros(meta[0], meta[1].np))
         results = entry.backward.run(self._saved + grad_arrays)
         it = iter(results)
-        return tuple(Tensor._make(next(it), t.dtype) if has else None
-                     for t, has in zip(entry.wrt_owners, entry.wrt_has_grad))
+        return tuple(Tensor._make(next(it), dtype) if has else None
+                     for dtype, has in zip(self._wrt_dtypes, entry.wrt_has_grad))
 
     def release(self):
         self._saved = None
@@ -175,16 +176,17 @@ class GraphEntry:
             debug.log(5, f"traced graph of {fn_name}:\n{to_text(graph)}")
 
         # what to differentiate: tensors that require grad among args, state and captures
-        wrt, self.wrt_owners = [], []
+        # the wrt sources: ("arg", i) is the i-th tensor argument *of the current call*
+        wrt, self.wrt_sources = [], []
         if is_grad_enabled():
-            for node, t in zip(trace.arg_nodes, arg_requires):
+            for i, (node, t) in enumerate(zip(trace.arg_nodes, arg_requires)):
                 if t is not None:
                     wrt.append(node)
-                    self.wrt_owners.append(t)
+                    self.wrt_sources.append(("arg", i, t.dtype))
             for node, t, *_ in self.state + [(n, t) for n, t in self.captured]:
                 if t.requires_grad:
                     wrt.append(node)
-                    self.wrt_owners.append(t)
+                    self.wrt_sources.append(("tensor", t, t.dtype))
         all_outputs = user_outputs + mutation_nodes
         self.backward = None
         if wrt and any(t.requires_grad for t in output_tensors):
@@ -255,7 +257,8 @@ class GraphEntry:
         outputs = [Tensor._make(a, meta[1]) for a, meta in zip(results[:n], self.output_meta)]
         if self.backward is not None and is_grad_enabled():
             saved = results[n + len(self.mutated):]
-            node = CompiledBackward(self, saved, self.wrt_owners, n)
+            wrt = [arg_tensors[src] if kind == "arg" else src for kind, src, _ in self.wrt_sources]
+            node = CompiledBackward(self, saved, wrt, n)
             for k, out in enumerate(outputs):
                 if self.grad_input_slots[k] is not None:
                     out._requires_grad, out.grad_fn, out._output_nr = True, node, k
@@ -301,6 +304,13 @@ class CompiledFunction:
     def cache_info(self):
         return CacheInfo(self._hits, self._misses, sum(
             1 for e in self._cache.values() if isinstance(e, GraphEntry)))
+
+    def kernel_count(self):
+        """Kernels launched per call (forward + backward) by the most recently used graph."""
+        for entry in reversed(self._cache.values()):
+            if isinstance(entry, GraphEntry):
+                return entry.kernels
+        return 0
 
     def _state(self):
         """Parameters and buffers of the module: graph inputs, read at every call."""
@@ -403,6 +413,9 @@ class CompiledModule:
 
     def cache_info(self):
         return self._compiled.cache_info()
+
+    def kernel_count(self):
+        return self._compiled.kernel_count()
 
     def __getattr__(self, name):
         return getattr(self._orig_mod, name)

@@ -1,0 +1,1 @@
+"""``kiln bench``: eager vs compiled-unfused vs compiled-fused vs PyTorch, in one run."""

@@ -1,0 +1,175 @@
+"""``kiln bench``: run the workloads in each mode and print one table per workload.
+
+Modes: ``eager`` (Kiln eager), ``unfused`` (compiled, one kernel per op), ``fused``
+(compiled with fusion) and ``torch`` (PyTorch eager, when importable). Compile time is
+reported cold (an empty kernel cache) and from the disk cache (a fresh process reusing
+the cache the cold compile filled). All ratios come from this one run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from .workloads import WORKLOADS
+
+MODES = ("eager", "unfused", "fused", "torch")
+
+
+def _libs(mode, backend):
+    if mode == "torch":
+        import torch
+        return torch, None
+    import frontend
+    if mode == "eager":
+        return frontend, None
+    fuse = mode == "fused"
+    compiled = []
+
+    def compile_fn(f):
+        c = frontend.compile(f, backend=backend, fuse=fuse)
+        compiled.append(c)
+        return c
+    compile_fn.compiled = compiled
+    return frontend, compile_fn
+
+
+def _kernels(compile_fn):
+    if compile_fn is None:
+        return None
+    return sum(c.kernel_count() for c in compile_fn.compiled)
+
+
+def measure(key, mode, backend, reps, warmup=2):
+    lib, compile_fn = _libs(mode, backend)
+    step = WORKLOADS[key].make(lib, compile_fn)
+    start = time.perf_counter()
+    step()
+    first = time.perf_counter() - start
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    median = statistics.median(times)
+    result = {"median_ms": 1e3 * median, "min_ms": 1e3 * min(times), "max_ms": 1e3 * max(times),
+              "kernels": _kernels(compile_fn), "compile_s": None}
+    if compile_fn is not None:
+        result["compile_s"] = max(first - median, 0.0)
+    return result
+
+
+def _disk_compile_seconds(key, mode, backend, threads):
+    """Compile time in a fresh process whose kernel cache the cold compile has filled."""
+    cmd = [sys.executable, "-m", "frontend.bench.runner", "--probe", key, "--mode", mode,
+           "--backend", backend, "--threads", str(threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+    if out.returncode != 0:
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])["compile_s"]
+
+
+def _throughput(workload, ms):
+    per_s = 1e3 / ms
+    if workload.unit == "GB/s":
+        return workload.work * per_s / 1e9
+    if workload.unit == "GFLOP/s":
+        return workload.work * per_s / 1e9
+    return workload.work * per_s
+
+
+def machine():
+    import numpy
+    info = {"python": platform.python_version(), "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "numpy": numpy.__version__}
+    try:
+        import llvmlite
+        import llvmlite.binding as llvm
+        info["llvmlite"] = llvmlite.__version__
+        info["cpu"] = llvm.get_host_cpu_name()
+    except Exception:  # noqa: BLE001 - machine info is best effort
+        pass
+    try:
+        import torch
+        info["torch"] = torch.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def print_table(key, rows):
+    w = WORKLOADS[key]
+    print(f"\n{key}: {w.title}")
+    print(f"  {'mode':8s} {'median ms':>10s} {'min ms':>9s} {'max ms':>9s} {w.unit:>11s} "
+          f"{'kernels':>8s} {'compile s':>10s} {'disk s':>7s} {'vs unfused':>11s} {'vs torch':>9s}")
+    unfused, torch_ms = rows.get("unfused", {}).get("median_ms"), rows.get("torch", {}).get("median_ms")
+    for mode, r in rows.items():
+        def fmt(v, spec):
+            width = int("".join(c for c in spec.split(".")[0] if c.isdigit()))
+            return format(v, spec) if v is not None else "-".rjust(width)
+        vs_unfused = f"{unfused / r['median_ms']:.2f}x" if unfused else "-"
+        vs_torch = f"{torch_ms / r['median_ms']:.2f}x" if torch_ms else "-"
+        print(f"  {mode:8s} {r['median_ms']:10.3f} {r['min_ms']:9.3f} {r['max_ms']:9.3f} "
+              f"{_throughput(w, r['median_ms']):11.2f} {fmt(r['kernels'], '8d')} "
+              f"{fmt(r['compile_s'], '10.3f')} {fmt(r.get('compile_disk_s'), '7.3f')} "
+              f"{vs_unfused:>11s} {vs_torch:>9s}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="kiln bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--workload", "-w", action="append", choices=sorted(WORKLOADS),
+                        help="workload to run (repeatable; default: all)")
+    parser.add_argument("--mode", "-m", action="append", choices=MODES,
+                        help="mode to run (repeatable; default: all)")
+    parser.add_argument("--backend", default="llvm", choices=("llvm", "opencl", "eager"))
+    parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
+    parser.add_argument("--probe", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    import frontend
+    frontend.set_num_threads(args.threads)
+    if args.probe:  # the child of _disk_compile_seconds
+        r = measure(args.probe, args.mode[0], args.backend, reps=1, warmup=0)
+        print(json.dumps({"compile_s": r["compile_s"]}))
+        return 0
+
+    try:
+        import torch
+        torch.set_num_threads(args.threads)
+        have_torch = True
+    except ImportError:
+        have_torch = False
+    modes = [m for m in (args.mode or MODES) if m != "torch" or have_torch]
+    own_cache = "KILN_CACHE_DIR" not in os.environ
+    if own_cache:  # cold compiles really are cold
+        os.environ["KILN_CACHE_DIR"] = tempfile.mkdtemp(prefix="kiln-bench-cache-")
+    results = {}
+    for key in args.workload or sorted(WORKLOADS):
+        rows = {}
+        for mode in modes:
+            rows[mode] = measure(key, mode, args.backend, args.reps)
+            if mode in ("unfused", "fused"):
+                rows[mode]["compile_disk_s"] = _disk_compile_seconds(key, mode, args.backend,
+                                                                     args.threads)
+        results[key] = rows
+        print_table(key, rows)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"results": results, "machine": machine(), "threads": args.threads,
+                       "backend": args.backend}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
