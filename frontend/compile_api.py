@@ -21,6 +21,7 @@ import numpy as np
 
 from compiler import autodiff, passes
 from compiler.backends.registry import BACKENDS, compile_graph
+from compiler.check import check_kernels
 from compiler.ir import to_text, verify
 from runtime import debug
 from .autograd.grad_mode import is_grad_enabled
@@ -146,7 +147,7 @@ class CompiledBackward(Node):
                 continue
             grad_arrays.append(np.ascontiguousarray(g._data, meta[1].np) if g is not None
                                else np.zeros(meta[0], meta[1].np))
-        results = entry.backward.run(self._saved + grad_arrays)
+        results = entry.execute(entry.backward, self._saved + grad_arrays)
         it = iter(results)
         return tuple(Tensor._make(next(it), dtype) if has else None
                      for dtype, has in zip(self._wrt_dtypes, entry.wrt_has_grad))
@@ -232,6 +233,11 @@ class GraphEntry:
             by_node[r.node] = ("random", r.sample)
         return [by_node[n] for n in forward.inputs]
 
+    def execute(self, executable, inputs):
+        if self.check:
+            return check_kernels(executable, inputs)
+        return executable.run(inputs)
+
     @property
     def kernels(self):
         return self.forward.num_kernels + (self.backward.num_kernels if self.backward else 0)
@@ -249,7 +255,7 @@ class GraphEntry:
                 inputs.append(np.ascontiguousarray(source._data))
             else:
                 inputs.append(source())
-        results = self.forward.run(inputs)
+        results = self.execute(self.forward, inputs)
         n = self.num_outputs
         for t, value in zip(self.mutated, results[n:n + len(self.mutated)]):
             np.copyto(t._data, value)

@@ -1,8 +1,10 @@
 """What every backend gives the runtime: an ``Executable`` for one optimised graph.
 
 ``compile_graph(graph, backend=..., fuse=...)`` returns an object with
-- ``run(inputs) -> outputs``: NumPy arrays in, NumPy arrays out, aligned with
-  ``graph.inputs`` / ``graph.outputs``;
+- ``run(inputs, capture=False) -> outputs``: NumPy arrays in, NumPy arrays out, aligned
+  with ``graph.inputs`` / ``graph.outputs``; with ``capture=True`` it returns
+  ``(outputs, produced)`` where ``produced`` maps every kernel output node id to its
+  value (``check=True`` compares each kernel with the reference, see compiler/check.py);
 - ``kernels``: one ``KernelInfo`` per launched kernel, in launch order. ``nodes`` lists
   the graph node ids the kernel computes (so ``check=True`` can interpret exactly those
   nodes with the reference kernels and compare), ``source`` the generated code.
@@ -31,5 +33,5 @@ class Executable:
     def num_kernels(self) -> int:
         return len(self.kernels)
 
-    def run(self, inputs):
+    def run(self, inputs, capture=False):
         raise NotImplementedError

@@ -9,8 +9,9 @@ import numpy as np
 from ..ops import REGISTRY
 
 
-def run(graph, inputs, order=None):
-    """Evaluate ``graph`` on NumPy ``inputs`` (aligned with ``graph.inputs``)."""
+def run(graph, inputs, order=None, capture=False):
+    """Evaluate ``graph`` on NumPy ``inputs`` (aligned with ``graph.inputs``). With
+    ``capture``, also return every node's value (what ``check=True`` compares)."""
     if len(inputs) != len(graph.inputs):
         raise ValueError(f"graph {graph.name} takes {len(graph.inputs)} inputs, got {len(inputs)}")
     env = dict(zip(graph.inputs, inputs))
@@ -27,7 +28,8 @@ def run(graph, inputs, order=None):
             if type(out) is not np.ndarray or out.dtype != d["dtype"].np:
                 out = np.asarray(out).astype(d["dtype"].np, copy=False)
             env[n] = out
-    return [env[o] for o in graph.outputs]
+    outputs = [env[o] for o in graph.outputs]
+    return (outputs, env) if capture else outputs
 
 
 class InterpretedGraph:
@@ -44,5 +46,5 @@ class InterpretedGraph:
     def num_kernels(self):
         return len(self.kernels)
 
-    def run(self, inputs):
-        return run(self.graph, inputs, self.order)
+    def run(self, inputs, capture=False):
+        return run(self.graph, inputs, self.order, capture)
