@@ -113,7 +113,9 @@ def _softplus_body(x, beta, threshold):
     bx = apply("mul", x, arith.constant(beta, x.dtype))
     soft = apply("div", apply("log1p", apply("exp", apply("neg", apply("abs", bx)))),
                  arith.constant(beta, x.dtype))
-    soft = apply("add", soft, apply("div", apply("relu", bx), arith.constant(beta, x.dtype)))
+    # maximum, not relu: its tie rule gives softplus'(0) = 1/2 exactly, as the true derivative
+    positive = apply("maximum", bx, arith.constant(0, x.dtype))
+    soft = apply("add", soft, apply("div", positive, arith.constant(beta, x.dtype)))
     return apply("where", apply("gt", bx, arith.constant(threshold, x.dtype)), x, soft)
 
 
