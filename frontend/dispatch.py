@@ -20,7 +20,9 @@ _VIEW_KINDS = ("movement", "index", "window")
 TRACER = None  # the active frontend.tracer.Tracer while frontend.compile traces
 
 
-def apply(op_name, *inputs, grad_name=None, **attrs):
+def apply(op_name, *inputs, grad_name=None, scalar_inputs=(), **attrs):
+    """Run op ``op_name``. ``grad_name`` overrides the node's PyTorch name; ``scalar_inputs``
+    lists inputs that stand for a Python scalar of a PyTorch Scalar overload (no edge)."""
     from .tensor import Tensor
     op = REGISTRY[op_name]
     try:
@@ -38,11 +40,13 @@ def apply(op_name, *inputs, grad_name=None, **attrs):
             and np.may_share_memory(out, inputs[0]._data):
         result._version = inputs[0]._version
         result._base = inputs[0]._base if inputs[0]._base is not None else inputs[0]
+        # how to re-derive this view from its base (in-place ops on views replay it)
+        result._view_ops = inputs[0]._view_ops + ((op_name, attrs, inputs[1:], grad_name),)
     if op.grad is not None and is_grad_enabled():
         for t in inputs:
             if t._requires_grad:
                 result._requires_grad = True
-                result.grad_fn = OpNode(op, inputs, attrs, result, grad_name)
+                result.grad_fn = OpNode(op, inputs, attrs, result, grad_name, scalar_inputs)
                 break
     if TRACER is not None:
         TRACER.record(op_name, inputs, attrs, result)

@@ -46,11 +46,12 @@ _serials = itertools.count(1)
 
 class Tensor:
     __slots__ = ("_data", "dtype", "_requires_grad", "_grad", "grad_fn", "_output_nr",
-                 "_version", "_base", "_accumulator", "_serial", "__weakref__", "__dict__")
+                 "_version", "_base", "_view_ops", "_accumulator", "_serial", "__weakref__",
+                 "__dict__")
 
     def __init__(self, *args, dtype=None):
         """The legacy constructor: ``Tensor(5, 3)`` is uninitialised, ``Tensor([1, 2])`` copies."""
-        if len(args) == 1 and not isinstance(args[0], (int, np.integer)):
+        if len(args) == 1 and not isinstance(args[0], (int, np.integer, Size)):
             data = args[0]._data if isinstance(args[0], Tensor) else args[0]
             array = np.array(data, dtype=np.float32)
         else:
@@ -67,6 +68,7 @@ class Tensor:
         self._output_nr = 0
         self._version = VersionCounter()
         self._base = None
+        self._view_ops = ()  # for a view: the (op, attrs, extra inputs, name) chain from _base
         self._accumulator = None
         self._serial = next(_serials)  # creation order: the tracer tells old from new by it
 

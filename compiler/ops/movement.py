@@ -55,24 +55,39 @@ defop("expand", "movement", infer=_expand_infer,
       grad=lambda E, g, out, x, shape: (E.sum_to(g, x.shape),))
 
 
+def _skipped(x):
+    """PyTorch's cat ignores 1-d empty inputs (a legacy rule) -- unless all are such."""
+    return len(x.shape) == 1 and x.shape[0] == 0
+
+
+def _joined(xs):
+    return [x for x in xs if not _skipped(x)] or list(xs[:1])
+
+
 def _cat_infer(*xs, axis):
-    first = xs[0]
     for x in xs:
-        if x.dtype != first.dtype:
+        if x.dtype != xs[0].dtype:
             raise OpError(f"cat: all inputs must share a dtype, got {[str(t.dtype) for t in xs]}")
+    kept = _joined(xs)
+    first = kept[0]
+    for x in kept:
         if len(x.shape) != len(first.shape) or any(
                 a != b for i, (a, b) in enumerate(zip(x.shape, first.shape)) if i != axis):
             raise OpError(f"cat: sizes must match except in dimension {axis}; got "
                           f"{[tuple(t.shape) for t in xs]}")
     rules.check_axes("cat", (axis,), len(first.shape))
     shape = list(first.shape)
-    shape[axis] = sum(x.shape[axis] for x in xs)
+    shape[axis] = sum(x.shape[axis] for x in kept)
     return Spec(tuple(shape), first.dtype)
 
 
 def _cat_grad(E, g, out, *xs, axis):
     grads, start = [], 0
+    kept = _joined(xs)
     for x in xs:
+        if not any(x is k for k in kept):
+            grads.append(E.zeros_like(x))
+            continue
         stop = start + x.shape[axis]
         spec = tuple(("slice", start, stop, 1) if i == axis else ("slice", None, None, 1)
                      for i in range(len(x.shape)))
@@ -82,7 +97,7 @@ def _cat_grad(E, g, out, *xs, axis):
 
 
 defop("cat", "movement", infer=_cat_infer, grad=_cat_grad, variadic=True,
-      ref=lambda *xs, axis: np.concatenate(xs, axis=axis))
+      ref=lambda *xs, axis: np.concatenate(_joined(xs), axis=axis))
 
 
 def _pad_infer(x, pads, value):

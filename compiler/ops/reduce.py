@@ -37,8 +37,12 @@ def _extreme_grad(E, g, out, x, axes, keepdim):
 
 defop("sum", "reduce", infer=_reduce_infer("sum"), grad=_sum_grad,
       ref=lambda x, axes, keepdim: np.sum(x, axis=axes, keepdims=keepdim, dtype=x.dtype))
-defop("mean", "reduce", infer=_reduce_infer("mean"), grad=_mean_grad,
-      ref=lambda x, axes, keepdim: np.mean(x, axis=axes, keepdims=keepdim, dtype=x.dtype))
+def _mean_ref(x, axes, keepdim):
+    count = math.prod(x.shape[a] for a in axes)  # 0 gives NaN, silently (as PyTorch)
+    return np.sum(x, axis=axes, keepdims=keepdim, dtype=x.dtype) / x.dtype.type(count)
+
+
+defop("mean", "reduce", infer=_reduce_infer("mean"), grad=_mean_grad, ref=_mean_ref)
 defop("amax", "reduce", infer=_reduce_infer("amax"), grad=_extreme_grad,
       ref=lambda x, axes, keepdim: np.amax(x, axis=axes, keepdims=keepdim))
 defop("amin", "reduce", infer=_reduce_infer("amin"), grad=_extreme_grad,

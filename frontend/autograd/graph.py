@@ -41,7 +41,10 @@ class Node:
         """Free saved values after a backward without ``retain_graph``."""
 
     def __call__(self, *grads):
-        return self.apply(grads, create_graph=is_grad_enabled())
+        """Calling a node maps output gradients to input gradients: a tuple, or the one
+        gradient itself for a single input, as PyTorch's nodes do."""
+        result = self.apply(grads, create_graph=is_grad_enabled())
+        return result[0] if len(result) == 1 else result
 
     def __repr__(self):
         return f"<{self.name()} object at {hex(id(self))}>"
@@ -144,11 +147,15 @@ def stale_message(t):
 class OpNode(Node):
     """The grad_fn of one registry op: its gradient rule *is* the registry's rule."""
 
-    def __init__(self, op, inputs, attrs, output, name=None):
+    def __init__(self, op, inputs, attrs, output, name=None, scalar_inputs=()):
         super().__init__()
         self.op, self.attrs = op, attrs
         self._name = name or op.grad_name
-        self.next_functions = tuple(edge_of(t) for t in inputs)
+        # As in PyTorch, an edge per differentiable input: none for bool conditions or
+        # integer indices, nor for the Python scalar of a Scalar overload (x ** 2, 2 - x)
+        self._edge_inputs = tuple(i for i, t in enumerate(inputs)
+                                  if t.dtype.is_floating_point and i not in scalar_inputs)
+        self.next_functions = tuple(edge_of(inputs[i]) for i in self._edge_inputs)
         self._saved = tuple(SavedTensor(t) for t in inputs) + (SavedTensor(output, True),)
 
     def name(self):
@@ -160,10 +167,13 @@ class OpNode(Node):
         from ..dispatch import emitter_for
         values = [s.unpack(self, self._name, create_graph, lazy=True) for s in self._saved]
         out = values.pop()
-        needs = [node is not None for node, _ in self.next_functions]
+        needs = [False] * len(values)
+        for i, (node, _) in zip(self._edge_inputs, self.next_functions):
+            needs[i] = node is not None
         result = self.op.grad(emitter_for(needs), grads[0], out, *values, **self.attrs)
         checked = []
-        for (node, _), g in zip(self.next_functions, result):
+        for i, (node, _) in zip(self._edge_inputs, self.next_functions):
+            g = result[i]
             message = stale_message(g)
             if message is not None and node is not None:
                 raise RuntimeError(message)  # the gradient needed an overwritten value

@@ -51,9 +51,9 @@ def promote(op, *xs, floating=False):
     return [cast(x, dtype) for x in xs]
 
 
-def binary(op, a, b, grad_name=None, floating=False):
+def binary(op, a, b, grad_name=None, floating=False, scalar_inputs=()):
     a, b = promote(op, a, b, floating=floating)
-    return apply(op, a, b, grad_name=grad_name)
+    return apply(op, a, b, grad_name=grad_name, scalar_inputs=scalar_inputs)
 
 
 def add(a, b, alpha=1):
@@ -66,7 +66,7 @@ def sub(a, b, alpha=1):
     if alpha != 1:
         b = mul(b, alpha)
     if is_scalar(a) and isinstance(b, Tensor):
-        return binary("sub", a, b, grad_name="RsubBackward1")
+        return binary("sub", a, b, grad_name="RsubBackward1", scalar_inputs=(0,))
     return binary("sub", a, b)
 
 
@@ -97,9 +97,10 @@ def remainder(a, b):
 
 def pow(a, b):
     if is_scalar(a):
-        return binary("pow", a, b, grad_name="PowBackward2")
-    name = "PowBackward0" if is_scalar(b) else "PowBackward1"
-    return binary("pow", a, b, grad_name=name)
+        return binary("pow", a, b, grad_name="PowBackward2", scalar_inputs=(0,))
+    if is_scalar(b):
+        return binary("pow", a, b, grad_name="PowBackward0", scalar_inputs=(1,))
+    return binary("pow", a, b, grad_name="PowBackward1")
 
 
 def maximum(a, b):

@@ -30,29 +30,31 @@ def _resolve_dtype(dtype):
 
 
 def _infer_dtype(data):
-    """PyTorch's rule for Python data: any float -> default float, else int64, else bool."""
-    kinds = set()
+    """PyTorch's rule for Python data: Python floats are the default float, ints int64,
+    bools bool; NumPy scalars, arrays and tensors bring their own dtype; all promote."""
+    found = []
 
     def walk(x):
         if isinstance(x, Tensor):
-            kinds.add(x.dtype.category)
+            found.append(x.dtype)
+        elif isinstance(x, (np.ndarray, np.generic)):
+            found.append(dt.from_numpy(x.dtype))
         elif isinstance(x, (list, tuple)):
             for v in x:
                 walk(v)
-        elif isinstance(x, (bool, np.bool_)):
-            kinds.add(dt.BOOL)
+        elif isinstance(x, bool):
+            found.append(dt.bool_)
         elif isinstance(x, numbers.Integral):
-            kinds.add(dt.INT)
+            found.append(dt.int64)
         elif isinstance(x, numbers.Real):
-            kinds.add(dt.FLOAT)
+            found.append(dt.default_float)
         else:
             raise TypeError(f"Could not infer dtype of {type(x).__name__}")
     walk(data)
-    if dt.FLOAT in kinds:
-        return dt.default_float
-    if dt.INT in kinds:
-        return dt.int64
-    return dt.bool_ if kinds else dt.default_float
+    result = None
+    for d in found:
+        result = d if result is None else dt.promote(result, d)
+    return result or dt.default_float
 
 
 def _unwrap(data):
@@ -177,6 +179,8 @@ def rand_like(x, dtype=None, requires_grad=False):
 
 
 def randint(low, high=None, size=None, dtype=None, generator=None, device=None):
+    if size is None and isinstance(high, (tuple, list)):  # randint(high, size)
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     if size is None:

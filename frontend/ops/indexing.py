@@ -13,6 +13,8 @@ from ..tensor import Tensor
 
 def _as_index_tensor(obj):
     if isinstance(obj, Tensor):
+        if obj.dtype.is_floating_point:
+            raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
         return obj
     array = np.asarray(obj)
     if array.dtype == np.bool_:
@@ -137,7 +139,8 @@ def setitem(x, key, value):
     if _is_leading_mask(x, key) and v.ndim == 0:
         # ``x[mask] = c`` is ``where(mask, c, x)``: no data-dependent shapes, so it traces
         mask = apply("reshape", key, shape=tuple(key.shape) + (1,) * (x.ndim - key.ndim))
-        inplace(x, lambda base: apply("where", mask, v, base, grad_name="MaskedFillBackward0"),
+        inplace(x, lambda base: apply("where", mask, v, base, grad_name="IndexPutBackward0",
+                                      scalar_inputs=() if isinstance(value, Tensor) else (1,)),
                 operands=(v,))
         return
     spec, tensors = parse_key(x, key)

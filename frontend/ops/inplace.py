@@ -11,6 +11,7 @@ import numpy as np
 
 from compiler import dtypes as dt
 from ..autograd.grad_mode import is_grad_enabled
+from ..dispatch import apply
 from .. import tracing_hook
 from ..tensor import Tensor
 
@@ -31,18 +32,32 @@ def inplace(x, compute, operands=()):
         isinstance(o, Tensor) and o._requires_grad for o in operands))
     if records and x._requires_grad and x.grad_fn is None:
         raise RuntimeError(LEAF_MESSAGE)
+    if records and x._base is not None:
+        return _inplace_on_view(x, compute)
     if records:
-        if x._base is not None:
-            raise RuntimeError("in-place modification of a view of a tensor is not recorded by "
-                               "Kiln's autograd; write the update out of place (e.g. with "
-                               "torch.where or torch.cat) or clone() the view first")
-        source = Tensor._make(np.array(x._data, copy=True), x.dtype)
-        source._requires_grad, source.grad_fn = x._requires_grad, x.grad_fn
-        source._output_nr = x._output_nr
-        tracing_hook.on_alias(source, x)
+        source = _snapshot(x)
     else:
         source = x
     result = compute(source)
+    _check_result(x, result)
+    np.copyto(x._data, result._data, casting="unsafe")
+    x._version.bump()
+    tracing_hook.on_inplace(x, result)
+    if records and result.grad_fn is not None:
+        x.grad_fn, x._output_nr, x._requires_grad = result.grad_fn, result._output_nr, True
+    return x
+
+
+def _snapshot(x):
+    """``x``'s current value and history, in memory of its own (the op reads this)."""
+    source = Tensor._make(np.array(x._data, copy=True), x.dtype)
+    source._requires_grad, source.grad_fn = x._requires_grad, x.grad_fn
+    source._output_nr = x._output_nr
+    tracing_hook.on_alias(source, x)
+    return source
+
+
+def _check_result(x, result):
     if tuple(result.shape) != tuple(x.shape):
         raise RuntimeError(f"output with shape {list(x.shape)} doesn't match the broadcast shape "
                            f"{list(result.shape)}")
@@ -53,9 +68,56 @@ def inplace(x, compute, operands=()):
         raise RuntimeError("unsupported operation: more than one element of the written-to tensor "
                            "refers to a single memory location. Please clone() the tensor before "
                            "performing the operation.")
-    np.copyto(x._data, result._data, casting="unsafe")
+
+
+def _replay(t, view_ops):
+    """Re-derive a view from (a stand-in for) its base by re-applying its view ops."""
+    for op_name, attrs, extra, name in view_ops:
+        t = apply(op_name, t, *extra, grad_name=name, **attrs)
+    return t
+
+
+def _write_back(root, view_ops, value):
+    """The adjoint of ``_replay``: ``root`` with the view's elements replaced by ``value``,
+    one view op at a time from the innermost out. The outermost step is PyTorch's
+    CopySlices node, whose inputs are the base's history and the new values."""
+    for depth in reversed(range(len(view_ops))):
+        parent = _replay(root, view_ops[:depth])
+        op_name, attrs, extra, _ = view_ops[depth]
+        name = "CopySlices" if depth == 0 else None
+        if op_name == "index":
+            value = apply("index_put", parent, value, *extra, spec=attrs["spec"], grad_name=name)
+        elif op_name == "reshape":
+            value = apply("reshape", value, shape=tuple(parent.shape), grad_name=name)
+        elif op_name == "permute":
+            perm = attrs["perm"]
+            inverse = tuple(sorted(range(len(perm)), key=perm.__getitem__))
+            value = apply("permute", value, perm=inverse, grad_name=name)
+        else:
+            raise RuntimeError(f"an in-place operation on a view made by {op_name!r} cannot be "
+                               "differentiated; clone() the view first")
+    return value
+
+
+def _inplace_on_view(x, compute):
+    """An in-place op on a view while autograd records, as PyTorch's CopySlices: the new view
+    values are computed from the view re-derived from the base's history, then written back
+    into the base, which takes over the write-back's history; the view is re-derived from it."""
+    base = x._base
+    if base._requires_grad and base.grad_fn is None:
+        raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
+                           "in-place operation.")
+    root = _snapshot(base)
+    result = compute(_replay(root, x._view_ops))
+    _check_result(x, result)
+    if result.dtype != x.dtype:
+        result = apply("cast", result, dtype=x.dtype)
+    new_base = _write_back(root, x._view_ops, result)
+    np.copyto(x._data, result._data, casting="unsafe")  # writes the base's storage
     x._version.bump()
     tracing_hook.on_inplace(x, result)
-    if records and result.grad_fn is not None:
-        x.grad_fn, x._output_nr, x._requires_grad = result.grad_fn, result._output_nr, True
+    if new_base.grad_fn is not None:
+        base.grad_fn, base._output_nr, base._requires_grad = new_base.grad_fn, 0, True
+        fresh = _replay(new_base, x._view_ops)
+        x.grad_fn, x._output_nr, x._requires_grad = fresh.grad_fn, fresh._output_nr, True
     return x

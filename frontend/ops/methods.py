@@ -5,6 +5,8 @@ the (long, flat) surface; each entry is a one-line translation.
 """
 from __future__ import annotations
 
+import re
+
 from compiler import dtypes as dt
 from ..dispatch import apply
 from ..tensor import Tensor
@@ -36,7 +38,10 @@ def _to(self, *args, **kwargs):
             dtype = a
         elif isinstance(a, Tensor):
             dtype = a.dtype
-        elif a not in ("cpu", None) and not isinstance(a, str):
+        elif isinstance(a, str):
+            if not re.fullmatch(r"(cpu|cuda|mps)(:\d+)?", a):  # devices are accepted, as no-ops
+                raise RuntimeError(f"Invalid device string: {a!r}")
+        elif a is not None:
             raise TypeError(f"to() received an invalid argument {a!r}")
     if dtype is None or dtype == self.dtype:
         return self
@@ -111,7 +116,8 @@ def _masked_fill(self, mask, value):
         raise RuntimeError(f"masked_fill only supports boolean masks, but got mask with dtype "
                            f"{getattr(mask, 'dtype', type(mask).__name__)}")
     v = value if isinstance(value, Tensor) else arith.constant(value, self.dtype)
-    return apply("where", mask, arith.cast(v, self.dtype), self, grad_name="MaskedFillBackward0")
+    return apply("where", mask, arith.cast(v, self.dtype), self, grad_name="MaskedFillBackward0",
+                 scalar_inputs=() if isinstance(value, Tensor) else (1,))
 
 
 def _softmax(self, dim):

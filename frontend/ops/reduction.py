@@ -2,6 +2,7 @@
 ``max(dim)`` returning ``(values, indices)``."""
 from __future__ import annotations
 
+import builtins
 import math
 from collections import namedtuple
 
@@ -15,6 +16,8 @@ values_indices = namedtuple("values_indices", ["values", "indices"])
 
 
 def _axes(x, dim):
+    if isinstance(dim, (tuple, list)) and len(dim) == 0:
+        dim = None  # PyTorch reduces over every dimension for dim=() / dim=[]
     return wrap_dims(dim, x.ndim)
 
 
@@ -37,11 +40,16 @@ def mean(x, dim=None, keepdim=False, dtype=None):
     return apply("mean", x, axes=_axes(x, dim), keepdim=keepdim, grad_name=name)
 
 
-def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+def _var_args(name, x, unbiased, correction):
+    if not x.dtype.is_floating_point:
+        raise RuntimeError(f"{name}(): input dtype should be floating point, got {x.dtype}")
     if correction is None:
         correction = 1 if unbiased is None or unbiased else 0
-    if not x.dtype.is_floating_point:
-        raise RuntimeError(f"var(): input dtype should be floating point, got {x.dtype}")
+    return correction
+
+
+def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    correction = _var_args("var", x, unbiased, correction)
     from ..composite import composite_call
     return composite_call("VarBackward0", _var, x, dim, correction, keepdim)
 
@@ -50,13 +58,19 @@ def _var(x, dim, correction, keepdim):
     axes = _axes(x, dim)
     n = math.prod(x.shape[a] for a in axes)
     centered = x - apply("mean", x, axes=axes, keepdim=True)
-    return apply("sum", centered * centered, axes=axes, keepdim=keepdim) / max(n - correction, 0)
+    total = apply("sum", centered * centered, axes=axes, keepdim=keepdim)
+    return total / builtins.max(n - correction, 0)
 
 
 def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """One StdBackward0 node over the input (not a node over VarBackward0), as PyTorch."""
+    correction = _var_args("std", x, unbiased, correction)
     from ..composite import composite_call
-    return composite_call("StdBackward0", lambda v: v.sqrt(),
-                          var(x, dim, unbiased, keepdim, correction=correction))
+    return composite_call("StdBackward0", _std, x, dim, correction, keepdim)
+
+
+def _std(x, dim, correction, keepdim):
+    return _var(x, dim, correction, keepdim).sqrt()
 
 
 def _extreme(kind, x, dim, keepdim):
@@ -146,7 +160,8 @@ def prod(x, dim=None, keepdim=False):
     if not x.dtype.is_floating_point:
         x = cast(x, dt.int64)
     from ..composite import composite_call
-    return composite_call("ProdBackward0", _prod, x, dim, keepdim)
+    name = "ProdBackward0" if dim is None else "ProdBackward1"
+    return composite_call(name, _prod, x, dim, keepdim)
 
 
 def _prod(x, dim, keepdim):

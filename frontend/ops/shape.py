@@ -60,17 +60,29 @@ def infer_shape(shape, numel):
     return shape
 
 
-def reshape(x, *shape, grad_name="ViewBackward0"):
+def _viewable(x, shape):
+    """Whether ``x``'s strides can express ``shape`` without a copy."""
+    probe = x._data.view()
+    try:
+        probe.shape = shape  # raises when the strides cannot express the new shape
+    except AttributeError:
+        return False
+    return True
+
+
+def reshape(x, *shape, grad_name=None):
     shape = infer_shape(sizes_arg(shape), x.numel())
+    if grad_name is None:  # PyTorch's name tells how reshape was done: view, alias or copy
+        if not _viewable(x, shape):  # copy, then view the copy (CloneBackward0 below it)
+            x, grad_name = apply("copy", x), "UnsafeViewBackward0"
+        else:
+            grad_name = "ViewBackward0" if x.is_contiguous() else "ReshapeAliasBackward0"
     return apply("reshape", x, shape=shape, grad_name=grad_name)
 
 
 def view(x, *shape):
     shape = infer_shape(sizes_arg(shape), x.numel())
-    probe = x._data.view()
-    try:
-        probe.shape = shape  # raises when the strides cannot express the new shape
-    except AttributeError:
+    if not _viewable(x, shape):
         raise RuntimeError("view size is not compatible with input tensor's size and stride (at "
                            "least one dimension spans across two contiguous subspaces). Use "
                            ".reshape(...) instead.") from None
@@ -83,6 +95,8 @@ def flatten(x, start_dim=0, end_dim=-1):
     s, e = wrap_dim(start_dim, x.ndim), wrap_dim(end_dim, x.ndim)
     if s > e:
         raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    if s == e:
+        return x  # nothing to flatten: PyTorch returns the input itself
     shape = x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:]
     return reshape(x, shape)
 
@@ -98,7 +112,8 @@ def squeeze(x, dim=None):
         return reshape(x, tuple(n for n in x.shape if n != 1), grad_name="SqueezeBackward0")
     dims = wrap_dims(dim, x.ndim)
     shape = tuple(n for i, n in enumerate(x.shape) if not (i in dims and n == 1))
-    return reshape(x, shape, grad_name="SqueezeBackward1")
+    name = "SqueezeBackward2" if isinstance(dim, (tuple, list)) else "SqueezeBackward1"
+    return reshape(x, shape, grad_name=name)
 
 
 def unsqueeze(x, dim):
@@ -161,16 +176,16 @@ def cat(tensors, dim=0):
         if not isinstance(x, Tensor):
             raise TypeError(f"cat(): expected a sequence of Tensors, but element {i} is "
                             f"{type(x).__name__}")
-    # PyTorch skips 1-d empty tensors in cat (legacy behaviour)
-    kept = [x for x in tensors if not (x.ndim == 1 and x.shape[0] == 0)] or tensors[:1]
     from .arith import promote
-    kept = promote("cat", *kept)
+    tensors = promote("cat", *tensors)
+    # PyTorch skips 1-d empty tensors in cat (legacy behaviour; the op does the same)
+    kept = [x for x in tensors if not (x.ndim == 1 and x.shape[0] == 0)] or tensors[:1]
     d = wrap_dim(dim, kept[0].ndim)
     for i, x in enumerate(kept):
         if x.ndim != kept[0].ndim:
             raise RuntimeError(f"Tensors must have same number of dimensions: got {kept[0].ndim} "
                                f"and {x.ndim}")
-    return apply("cat", *kept, axis=d)
+    return apply("cat", *tensors, axis=d)
 
 
 def stack(tensors, dim=0):
@@ -183,15 +198,18 @@ def stack(tensors, dim=0):
                            f"{[tuple(x.shape) for x in tensors]}")
     d = wrap_dim(dim, tensors[0].ndim + 1)
     from .arith import promote
-    parts = [reshape(x, x.shape[:d] + (1,) + x.shape[d:]) for x in promote("stack", *tensors)]
-    out = apply("cat", *parts, axis=d, grad_name="StackBackward0")
-    return out
+    from ..composite import composite_call
+    return composite_call("StackBackward0", _stack, d, *promote("stack", *tensors))
 
 
-def _slice_along(x, d, start, stop):
+def _stack(d, *tensors):
+    return apply("cat", *[reshape(x, x.shape[:d] + (1,) + x.shape[d:]) for x in tensors], axis=d)
+
+
+def _slice_along(x, d, start, stop, grad_name="SplitBackward0"):
     spec = tuple(("slice", start, stop, 1) if i == d else ("slice", None, None, 1)
                  for i in range(x.ndim))
-    return apply("index", x, spec=spec, grad_name="SplitBackward0")
+    return apply("index", x, spec=spec, grad_name=grad_name)
 
 
 def split(x, split_size_or_sections, dim=0):
@@ -209,8 +227,10 @@ def split(x, split_size_or_sections, dim=0):
                                f"(input tensor's size at dimension {d}), but got "
                                f"split_sizes={sizes}")
     out, start = [], 0
+    name = "SplitBackward0" if isinstance(split_size_or_sections, numbers.Integral) \
+        else "SplitWithSizesBackward0"
     for s in sizes:
-        out.append(_slice_along(x, d, start, start + s))
+        out.append(_slice_along(x, d, start, start + s, grad_name=name))
         start += s
     return tuple(out)
 
@@ -224,22 +244,22 @@ def chunk(x, chunks, dim=0):
 
 def unbind(x, dim=0):
     d = wrap_dim(dim, x.ndim)
-    return tuple(select(x, d, i) for i in range(x.shape[d]))
+    return tuple(select(x, d, i, grad_name="UnbindBackward0") for i in range(x.shape[d]))
 
 
-def select(x, dim, index):
+def select(x, dim, index, grad_name="SelectBackward0"):
     d = wrap_dim(dim, x.ndim)
     n = x.shape[d]
     if not -n <= index < n:
         raise IndexError(f"select(): index {index} out of range for tensor of size "
                          f"{tuple(x.shape)} at dimension {d}")
     spec = tuple(("int", index) if i == d else ("slice", None, None, 1) for i in range(x.ndim))
-    return apply("index", x, spec=spec, grad_name="SelectBackward0")
+    return apply("index", x, spec=spec, grad_name=grad_name)
 
 
 def narrow(x, dim, start, length):
     d = wrap_dim(dim, x.ndim)
-    return _slice_along(x, d, start, start + length)
+    return _slice_along(x, d, start, start + length, grad_name="SliceBackward0")
 
 
 def repeat(x, *sizes):
@@ -247,6 +267,11 @@ def repeat(x, *sizes):
     if len(sizes) < x.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number "
                            "of dimensions of tensor")
+    from ..composite import composite_call
+    return composite_call("RepeatBackward0", _repeat, x, sizes)
+
+
+def _repeat(x, sizes):
     shape = (1,) * (len(sizes) - x.ndim) + tuple(x.shape)
     x = reshape(x, tuple(v for n in shape for v in (1, n)))
     x = expand(x, tuple(v for r, n in zip(sizes, shape) for v in (r, n)))
