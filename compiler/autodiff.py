@@ -127,6 +127,7 @@ def partition(joint: Graph, user_outputs, grad_inputs, wrt_grads) -> Partition:
     backward_nodes = set(tangents)
     for t in tangents:
         backward_nodes |= nx.descendants(joint.g, t)
+    tangent_side = set(backward_nodes)  # never forward, even if no gradient needs it
     needed = set()
     for g in wrt_grads:
         if g is not None:
@@ -136,8 +137,8 @@ def partition(joint: Graph, user_outputs, grad_inputs, wrt_grads) -> Partition:
                     if a not in backward_nodes and joint.nodes[a]["op"] != "const"})
     # constants used only by the backward are copied into it rather than saved
     forward_inputs = [i for i in joint.inputs if i not in tangents]
-    forward = _subgraph(joint, [n for n in joint.topological_order() if n not in backward_nodes
-                                and n not in tangents], forward_inputs,
+    forward = _subgraph(joint, [n for n in joint.topological_order() if n not in tangent_side],
+                        forward_inputs,
                         list(user_outputs) + saved, f"{joint.name}_forward")
     bw_inputs = saved + [g for g in grad_inputs if g is not None]
     backward = _subgraph(joint, [n for n in joint.topological_order()
