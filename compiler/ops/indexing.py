@@ -122,6 +122,11 @@ def _scatter_add_infer(g, idx, axis, shape):
 def _scatter_add_ref(g, idx, axis, shape):
     _check_bounds("scatter_add", idx, shape[axis])
     out = np.zeros(shape, g.dtype)
+    if idx.shape[axis] == 1:
+        # one index per slice along ``axis`` (max(dim), max-pool, nll_loss): no two sources
+        # share a target, so a plain put replaces the slow unbuffered np.add.at
+        np.put_along_axis(out, idx, g, axis=axis)
+        return out
     grids = list(np.indices(idx.shape, sparse=True))
     grids[axis] = idx
     np.add.at(out, tuple(grids), g)
