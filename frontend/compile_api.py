@@ -193,6 +193,15 @@ class GraphEntry:
         if wrt and any(t.requires_grad for t in output_tensors):
             grad_inputs, wrt_grads = autodiff.add_backward(
                 graph, user_outputs, wrt, regions=[_GraphRegion(r, tracer) for r in trace.regions])
+            # optimise the joint graph first, so the partition saves simplified values
+            # (W, not permute(permute(W))); passes keep graph.outputs pointing at the
+            # rewritten nodes, which is how the ids are read back
+            kept = [g for g in wrt_grads if g is not None]
+            graph.set_outputs(all_outputs + kept)
+            graph = passes.optimize(graph, verify_each=level >= 1 or options["check"])
+            n = len(all_outputs)
+            all_outputs, new_kept = graph.outputs[:n], iter(graph.outputs[n:])
+            wrt_grads = [next(new_kept) if g is not None else None for g in wrt_grads]
             # the backward sees only the user outputs' gradients (mutations carry none)
             part = autodiff.partition(graph, all_outputs, grad_inputs, wrt_grads)
             self.grad_input_slots = grad_inputs

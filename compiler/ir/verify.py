@@ -17,6 +17,9 @@ def verify(graph, after=None):
     if not nx.is_directed_acyclic_graph(g):
         raise VerificationError(f"graph {graph.name}{where} has a cycle")
     for nid, data in g.nodes(data=True):
+        if "op" not in data:
+            raise VerificationError(f"node %{nid}{where} has no data: an edge points at a node "
+                                    "that was never added (a pass copied a dangling argument)")
         op, args = data["op"], data["args"]
         if set(g.predecessors(nid)) != set(args):
             raise VerificationError(f"node %{nid} ({op}){where}: edges {sorted(g.predecessors(nid))} "
@@ -26,6 +29,11 @@ def verify(graph, after=None):
                 raise VerificationError(f"input node %{nid}{where} is not listed in graph.inputs")
             continue
         if op == "const":
+            value = data["attrs"]["value"]
+            if tuple(value.shape) != tuple(data["shape"]) or value.dtype != data["dtype"].np:
+                raise VerificationError(f"const %{nid}{where}: value is {value.dtype}"
+                                        f"{list(value.shape)} but the node says "
+                                        f"{data['dtype'].name}{list(data['shape'])}")
             continue
         if op not in REGISTRY:
             raise VerificationError(f"node %{nid}{where}: unknown op {op!r}")
