@@ -24,7 +24,18 @@ def _sigmoid(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
-_unary("neg", np.negative, lambda E, g, out, x: (E.neg(g),), float_only=False)
+def _no_bool(name, infer, hint):
+    """Wrap a shape rule so bool inputs fail when the op is built, not when it runs."""
+    def rule(*xs, **attrs):
+        if any(x.dtype.name == "bool" for x in xs):
+            raise OpError(f"{name}: not supported on bool tensors; {hint}")
+        return infer(*xs, **attrs)
+    return rule
+
+
+defop("neg", "elementwise", ref=np.negative, grad=lambda E, g, out, x: (E.neg(g),),
+      infer=_no_bool("neg", lambda x: Spec(tuple(x.shape), x.dtype),
+                     "use logical_not() to invert a mask"))
 _unary("exp", np.exp, lambda E, g, out, x: (E.mul(g, out),))
 _unary("log", np.log, lambda E, g, out, x: (E.div(g, x),))
 _unary("log1p", np.log1p, lambda E, g, out, x: (E.div(g, E.add(x, E.scalar(1, x))),),
@@ -77,9 +88,13 @@ def _binary(name, ref, grad, infer=None):
           ref=ref, grad=grad)
 
 
-_binary("add", np.add, lambda E, g, out, a, b: (E.sum_to(g, a.shape), E.sum_to(g, b.shape)))
+_binary("add", np.add, lambda E, g, out, a, b: (E.sum_to(g, a.shape) if E.wants(0) else None,
+                                                 E.sum_to(g, b.shape) if E.wants(1) else None))
 _binary("sub", np.subtract,
-        lambda E, g, out, a, b: (E.sum_to(g, a.shape), E.sum_to(E.neg(g), b.shape)))
+        lambda E, g, out, a, b: (E.sum_to(g, a.shape) if E.wants(0) else None,
+                                 E.sum_to(E.neg(g), b.shape) if E.wants(1) else None),
+        infer=_no_bool("sub", lambda a, b: rules.elementwise("sub", a, b),
+                       "use logical_xor() or ~ instead"))
 _binary("mul", np.multiply,
         lambda E, g, out, a, b: (E.sum_to(E.mul(g, b), a.shape) if E.wants(0) else None,
                                  E.sum_to(E.mul(g, a), b.shape) if E.wants(1) else None))
