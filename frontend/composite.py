@@ -12,7 +12,7 @@ import functools
 
 from .autograd.engine import run_backward
 from .autograd.grad_mode import is_grad_enabled, no_grad
-from .autograd.graph import FREED_MESSAGE, Node, edge_of
+from .autograd.graph import FREED_MESSAGE, Node, SavedTensor, edge_of
 from . import tracing_hook
 from .tensor import Tensor
 
@@ -30,6 +30,8 @@ class CompositeNode(Node):
         self._inner_outputs = inner_outputs
         self.num_outputs = len(inner_outputs)
         self.next_functions = tuple(edge_of(a) for a in args if _differentiable(a))
+        # create_graph recomputes the body from the inputs: they must still hold these values
+        self._input_versions = [SavedTensor(a) for a in args if _differentiable(a)]
 
     def name(self):
         return self._name
@@ -39,7 +41,10 @@ class CompositeNode(Node):
             raise RuntimeError(FREED_MESSAGE)
         if create_graph:
             # Rebuild the body on the real inputs so that the gradient's own graph
-            # reaches them (the stand-ins are cut off from the outer tape).
+            # reaches them (the stand-ins are cut off from the outer tape); an input
+            # overwritten in place since the forward would silently give wrong values
+            for saved in self._input_versions:
+                saved.unpack(self, self._name, create_graph)  # raises if modified in place
             outputs = self._fn(*self._args, **self._kwargs)
             outputs = outputs if isinstance(outputs, tuple) else (outputs,)
             inputs = [a for a in self._args if _differentiable(a)]
@@ -61,7 +66,7 @@ class CompositeNode(Node):
 
     def release(self):
         self._inner_outputs = self._inner_inputs = None
-        self._args = self._kwargs = None
+        self._args = self._kwargs = self._input_versions = None
 
 
 def composite_call(name, fn, *args, **kwargs):

@@ -7,6 +7,8 @@ compiler hooks in here too: this is the only place that knows how ops execute.
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from compiler.ops import REGISTRY, Emitter, OpError
@@ -40,8 +42,12 @@ def apply(op_name, *inputs, grad_name=None, scalar_inputs=(), **attrs):
             and np.may_share_memory(out, inputs[0]._data):
         result._version = inputs[0]._version
         result._base = inputs[0]._base if inputs[0]._base is not None else inputs[0]
-        # how to re-derive this view from its base (in-place ops on views replay it)
+        # how to re-derive this view from its base (in-place ops on views replay it), and
+        # the base's list of views, whose histories follow the base's in-place updates
         result._view_ops = inputs[0]._view_ops + ((op_name, attrs, inputs[1:], grad_name),)
+        if result._base._views is None:
+            result._base._views = weakref.WeakSet()
+        result._base._views.add(result)
     if op.grad is not None and is_grad_enabled():
         for t in inputs:
             if t._requires_grad:

@@ -46,8 +46,8 @@ _serials = itertools.count(1)
 
 class Tensor:
     __slots__ = ("_data", "dtype", "_requires_grad", "_grad", "grad_fn", "_output_nr",
-                 "_version", "_base", "_view_ops", "_accumulator", "_serial", "__weakref__",
-                 "__dict__")
+                 "_version", "_base", "_view_ops", "_views", "_accumulator", "_serial",
+                 "__weakref__", "__dict__")
 
     def __init__(self, *args, dtype=None):
         """The legacy constructor: ``Tensor(5, 3)`` is uninitialised, ``Tensor([1, 2])`` copies."""
@@ -69,6 +69,7 @@ class Tensor:
         self._version = VersionCounter()
         self._base = None
         self._view_ops = ()  # for a view: the (op, attrs, extra inputs, name) chain from _base
+        self._views = None   # for a base: a WeakSet of its live views (see ops/inplace.py)
         self._accumulator = None
         self._serial = next(_serials)  # creation order: the tracer tells old from new by it
 

@@ -55,13 +55,13 @@ defop("expand", "movement", infer=_expand_infer,
       grad=lambda E, g, out, x, shape: (E.sum_to(g, x.shape),))
 
 
-def _skipped(x):
+def cat_skips(shape):
     """PyTorch's cat ignores 1-d empty inputs (a legacy rule) -- unless all are such."""
-    return len(x.shape) == 1 and x.shape[0] == 0
+    return len(shape) == 1 and shape[0] == 0
 
 
 def _joined(xs):
-    return [x for x in xs if not _skipped(x)] or list(xs[:1])
+    return [x for x in xs if not cat_skips(tuple(x.shape))] or list(xs[:1])
 
 
 def _cat_infer(*xs, axis):

@@ -45,7 +45,19 @@ def inplace(x, compute, operands=()):
     tracing_hook.on_inplace(x, result)
     if records and result.grad_fn is not None:
         x.grad_fn, x._output_nr, x._requires_grad = result.grad_fn, result._output_nr, True
+        _refresh_views(x, result)
     return x
+
+
+def _refresh_views(base, source, skip=None):
+    """``base``'s history changed in place: re-derive the history of each live view of it
+    from ``source`` (a tensor carrying the new history), as PyTorch regenerates a view's
+    grad_fn. Otherwise a view taken earlier would backpropagate through stale history."""
+    for view in list(base._views or ()):
+        if view is not skip:
+            fresh = _replay(source, view._view_ops)
+            view.grad_fn, view._output_nr = fresh.grad_fn, fresh._output_nr
+            view._requires_grad = fresh._requires_grad
 
 
 def _snapshot(x):
@@ -118,6 +130,5 @@ def _inplace_on_view(x, compute):
     tracing_hook.on_inplace(x, result)
     if new_base.grad_fn is not None:
         base.grad_fn, base._output_nr, base._requires_grad = new_base.grad_fn, 0, True
-        fresh = _replay(new_base, x._view_ops)
-        x.grad_fn, x._output_nr, x._requires_grad = fresh.grad_fn, fresh._output_nr, True
+        _refresh_views(base, new_base)  # x included
     return x
