@@ -133,8 +133,19 @@ def partition(joint: Graph, user_outputs, grad_inputs, wrt_grads) -> Partition:
         if g is not None:
             needed |= nx.ancestors(joint.g, g) | {g}
     backward_nodes &= needed | tangents
-    saved = sorted({a for n in backward_nodes for a in joint.nodes[n]["args"]
-                    if a not in backward_nodes and joint.nodes[a]["op"] != "const"})
+    saved = _saved_values(joint, backward_nodes)
+    # a saved reshape/permute/expand/unfold costs a copy kernel in the forward and is free
+    # to recompute (it is only addressing): save its input and recompute it backward
+    moved = [s for s in saved if joint.nodes[s]["op"] in RECOMPUTED and s not in tangent_side]
+    while moved:
+        backward_nodes |= set(moved)
+        saved = _saved_values(joint, backward_nodes)
+        moved = [s for s in saved if joint.nodes[s]["op"] in RECOMPUTED and s not in tangent_side]
+    # a gradient that does not depend on any output gradient (folded to a constant, or a
+    # forward value) is still a backward output: constants are copied, the rest saved
+    detached = [g for g in wrt_grads if g is not None and g not in backward_nodes]
+    saved = sorted(set(saved) | {g for g in detached if joint.nodes[g]["op"] != "const"})
+    copied = {g for g in detached if joint.nodes[g]["op"] == "const"}
     # constants used only by the backward are copied into it rather than saved
     forward_inputs = [i for i in joint.inputs if i not in tangents]
     forward = _subgraph(joint, [n for n in joint.topological_order() if n not in tangent_side],
@@ -142,13 +153,21 @@ def partition(joint: Graph, user_outputs, grad_inputs, wrt_grads) -> Partition:
                         list(user_outputs) + saved, f"{joint.name}_forward")
     bw_inputs = saved + [g for g in grad_inputs if g is not None]
     backward = _subgraph(joint, [n for n in joint.topological_order()
-                                 if n in backward_nodes or n in saved or
+                                 if n in backward_nodes or n in saved or n in copied or
                                  (joint.nodes[n]["op"] == "const" and
                                   any(u in backward_nodes for u in joint.users(n)))],
                          bw_inputs, [g for g in wrt_grads if g is not None],
                          f"{joint.name}_backward")
     return Partition(forward, backward, len(user_outputs), saved, list(grad_inputs),
                      list(wrt_grads))
+
+
+RECOMPUTED = ("reshape", "permute", "expand", "unfold")
+
+
+def _saved_values(joint, backward_nodes):
+    return sorted({a for n in backward_nodes for a in joint.nodes[n]["args"]
+                   if a not in backward_nodes and joint.nodes[a]["op"] != "const"})
 
 
 def _subgraph(joint, nodes, inputs, outputs, name):

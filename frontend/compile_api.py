@@ -63,8 +63,8 @@ def _flatten(obj, tensors):
     if isinstance(obj, Tensor):
         tensors.append(obj)
         return ("T", len(tensors) - 1)
-    if isinstance(obj, (list, tuple)):
-        return (type(obj).__name__, tuple(_flatten(o, tensors) for o in obj))
+    if isinstance(obj, (list, tuple)):  # including namedtuples such as max()'s result
+        return ("seq", type(obj), tuple(_flatten(o, tensors) for o in obj))
     if isinstance(obj, dict):
         return ("dict", tuple((k, _flatten(v, tensors)) for k, v in obj.items()))
     try:
@@ -79,9 +79,11 @@ def _unflatten(skeleton, values):
     tag = skeleton[0]
     if tag == "T":
         return values[skeleton[1]]
-    if tag in ("list", "tuple"):
-        items = [_unflatten(s, values) for s in skeleton[1]]
-        return items if tag == "list" else tuple(items)
+    if tag == "seq":
+        cls, items = skeleton[1], [_unflatten(s, values) for s in skeleton[2]]
+        if cls is list:
+            return items
+        return cls(*items) if hasattr(cls, "_fields") else cls(items)
     if tag == "dict":
         return {k: _unflatten(s, values) for k, s in skeleton[1]}
     return skeleton[2]
@@ -118,6 +120,11 @@ def _describe_change(old, new, arg_names):
 
 # -- compiled graphs -------------------------------------------------------------------
 
+def _c_array(a):
+    """C-contiguous without np.ascontiguousarray's promotion of 0-d arrays to 1-d."""
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
 class CompiledBackward(Node):
     """The single grad_fn of a compiled call's outputs: runs the compiled backward graph."""
 
@@ -145,7 +152,7 @@ class CompiledBackward(Node):
         for k, (g, meta) in enumerate(zip(grads, entry.output_meta)):
             if entry.grad_input_slots[k] is None:
                 continue
-            grad_arrays.append(np.ascontiguousarray(g._data, meta[1].np) if g is not None
+            grad_arrays.append(_c_array(g._data.astype(meta[1].np, copy=False)) if g is not None
                                else np.zeros(meta[0], meta[1].np))
         results = entry.execute(entry.backward, self._saved + grad_arrays)
         it = iter(results)
@@ -259,9 +266,9 @@ class GraphEntry:
         inputs = []
         for kind, source in self.feeders:
             if kind == "arg":
-                inputs.append(np.ascontiguousarray(arg_tensors[source]._data))
+                inputs.append(_c_array(arg_tensors[source]._data))
             elif kind == "tensor":
-                inputs.append(np.ascontiguousarray(source._data))
+                inputs.append(_c_array(source._data))
             else:
                 inputs.append(source())
         results = self.execute(self.forward, inputs)

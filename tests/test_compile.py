@@ -264,3 +264,24 @@ def test_check_mode_names_the_wrong_kernel_and_its_source_line(backend, monkeypa
         cf(x)
     message = str(info.value)
     assert kernel.name in message and "mul" in message and "test_compile.py" in message
+
+
+def test_structured_outputs_keep_their_types(backend):
+    cf = torch.compile(lambda x: (x.max(1), [x * 2, {"s": x.sum()}]), backend=backend)
+    x = torch.randn(3, 4)
+    cf(x)
+    (values, indices), [doubled, d] = cf(x)
+    assert type(cf(x)[0]).__name__ == "values_indices"
+    close(values, x.max(1).values)
+    assert indices.tolist() == x.max(1).indices.tolist()
+    close(doubled, x * 2)
+    close(d["s"], x.sum())
+
+
+def test_gradient_that_is_a_constant(backend):
+    """sign()'s gradient is zero whatever the upstream gradient: folded to a constant."""
+    cf = torch.compile(lambda a: a.sign() * 3, backend=backend)
+    x = torch.randn(5, requires_grad=True)
+    cf(x)
+    cf(x).sum().backward()
+    assert x.grad.tolist() == [0.0] * 5
