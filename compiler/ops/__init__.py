@@ -7,5 +7,6 @@ from .emitter import Emitter
 from . import elementwise, reduce, movement, indexing, linalg, window  # noqa: F401  (registers ops)
 
 check_registry()
+from . import codegen  # noqa: E402,F401  (fills each OpDef.expr: the code-generation rules)
 
 __all__ = ["REGISTRY", "OpDef", "OpError", "Spec", "Emitter", "defop", "get"]

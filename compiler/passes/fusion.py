@@ -103,20 +103,40 @@ def reduce_domain(graph, n):
     return tuple(in_shape), axes
 
 
+def _suffix_products(shape):
+    out, p = {1}, 1
+    for n in reversed(shape):
+        p *= n
+        out.add(p)
+    return out
+
+
+def same_layout(shape, loop):
+    """Can a value of ``shape`` be stored from a loop over ``loop`` (same element count)
+    without scrambling? Yes if one shape only merges or only splits the other's
+    dimensions (row-major), so positions map with at most a div/mod per split."""
+    a, b = _suffix_products(shape), _suffix_products(loop)
+    return a <= b or b <= a
+
+
 class FusionPolicy:
     """Every fusion decision, with the reason for every refusal. Override to experiment."""
 
     max_inline_cost = 2          # recompute nodes this cheap in each consumer
     max_broadcast_cost = 4       # what we recompute per broadcast copy inside one loop
     max_prologue_cost = 2        # what a matmul may recompute while packing an operand
+    min_reduce_rows = 64         # a reduction with fewer (parallel) rows stores nothing else
 
     def __init__(self, graph, forms):
         self.graph, self.forms = graph, forms
         self._cost = {}
 
     def op_cost(self, n):
-        rule = REGISTRY[self.graph.nodes[n]["op"]].expr
-        return rule.cost if rule else 100
+        d = self.graph.nodes[n]
+        rule = REGISTRY[d["op"]].expr
+        if rule is None:
+            return 100
+        return rule.cost_for([self.graph.nodes[a]["shape"] for a in d["args"]], d["attrs"])
 
     def subtree_cost(self, n, inline):
         """Cost of computing ``n`` inline: its own plus that of inlined arguments."""
@@ -157,6 +177,14 @@ class FusionPolicy:
         big = c if c.numel >= p.numel else p
         return ("pointwise", big.full, (), None)
 
+    def _transposes(self, n, anchor):
+        """Is ``n`` the matmul's result with its last two dims swapped? (The kernel then
+        computes the transposed product directly.)"""
+        d = self.graph.nodes[n]
+        k = len(d["shape"])
+        return d["op"] == "permute" and d["args"] == (anchor,) and \
+            tuple(d["attrs"]["perm"]) == tuple(range(k - 2)) + (k - 1, k - 2)
+
     def can_fuse(self, p: Group, c: Group, stores, ancestors_of_anchor, inline):
         """``(ok, reason)`` for computing groups ``p`` and ``c`` in one kernel.
 
@@ -170,11 +198,20 @@ class FusionPolicy:
         nodes = p.nodes + c.nodes
         stored = set(stores(nodes))
         g = self.graph.nodes
+        kept_shape = tuple(x for i, x in enumerate(full) if i not in axes)
+        if kind == "reduce" and kept < self.min_reduce_rows and numel >= 65536 and any(
+                n in stored and self.forms[n] != "reduce" and math.prod(g[n]["shape"]) == numel
+                for n in nodes):
+            return False, (f"the reduction has only {kept} rows: values it would store "
+                           f"could not be computed on all threads")
         for n in nodes:
             if n == anchor or self.forms[n] == "reduce":
                 continue
-            size = math.prod(g[n]["shape"])
-            fits = size == numel or (axes and size == kept)
+            shape = tuple(g[n]["shape"])
+            size = math.prod(shape)
+            fits = (size == numel and same_layout(shape, full)) or \
+                (axes and size == kept and same_layout(shape, kept_shape)) or \
+                (kind == "matmul" and self._transposes(n, anchor))
             if kind == "matmul" and n in ancestors_of_anchor:
                 if n in stored:
                     return False, (f"%{n} ({g[n]['op']}) would be computed while packing a "
@@ -391,3 +428,36 @@ def split(plan: FusionPlan, grp: Group):
     for i, g in enumerate(plan.groups):
         g.id = i
     return singles
+
+
+def evict(plan: FusionPlan, grp: Group, node) -> bool:
+    """Move stored node ``node`` out of ``grp`` into its own kernel, launched right after.
+
+    Only a node no other member reads can leave (else the group would read a value
+    computed later); returns False when that does not hold."""
+    graph = plan.graph
+    if node is None or node not in grp.nodes or node == grp.anchor or len(grp.nodes) < 2:
+        return False
+    if plan.forms[node] != "pointwise":
+        return False
+    members = set(grp.nodes)
+
+    def users_of(n):
+        out = []
+        for u in graph.users(n):
+            out += users_of(u) if u in plan.inline else [u]
+        return out
+    if any(u in members for u in users_of(node)):
+        return False
+    grp.nodes.remove(node)
+    single = Group(0, "pointwise", [node], tuple(graph.nodes[node]["shape"]))
+    plan.group_of[node] = single
+    outputs = set(graph.outputs)
+    for g in (grp, single):
+        keep = set(g.nodes)
+        g.stores = [n for n in g.nodes if n in outputs or any(u not in keep for u in users_of(n))]
+    at = plan.groups.index(grp)
+    plan.groups.insert(at + 1, single)
+    for i, g in enumerate(plan.groups):
+        g.id = i
+    return True

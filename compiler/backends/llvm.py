@@ -1,0 +1,210 @@
+"""The ``"llvm"`` backend: graph -> fused kernels -> LLVM IR -> machine code -> Executable.
+
+``compile_graph(graph, fuse=True)``:
+
+1. ``passes.fusion.plan_fusion`` groups op nodes into kernels (``fuse=False``: one per op);
+2. ``lowering.lower_group`` turns each group into a kernel-IR kernel (a group that
+   cannot be lowered as one is split, with the reason logged at ``KILN_DEBUG=3``);
+   ``kernel_ir.simplify.collapse_loops`` merges contiguous loops;
+3. ``llvm_printer`` / ``llvm_matmul`` print each kernel as its own LLVM module, named
+   ``<ops>_<hash>``; ``runtime.llvm_jit`` compiles it for the host CPU or fetches it
+   from the in-memory / on-disk kernel cache;
+4. ``passes.memory.plan_memory`` places intermediates in one reusable arena;
+5. ``runtime.executor.Executor`` runs the launch list.
+
+Ops without a kernel form run their NumPy reference kernel as an "opaque" step; the
+Executable counts them (``opaque_kernels``) so they stay visible.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from runtime import debug as kiln_debug
+from runtime import llvm_jit
+from runtime.executor import Executor, KernelLaunch, Program, PythonCall
+
+from ..kernel_ir.kernels import LoopKernel, MatmulKernel, OpaqueKernel, ScatterKernel
+from ..kernel_ir.printer import to_text
+from ..kernel_ir.simplify import collapse_loops, split_loops
+from ..lowering import LoweringError, kernel_name, lower_group
+from ..ops import REGISTRY
+from ..passes.fusion import evict, plan_fusion, split
+from ..passes.memory import plan_memory
+from .base import Executable, KernelInfo
+from .llvm_matmul import print_matmul_kernel
+from .llvm_loops import print_loop_kernel, print_scatter_kernel
+from .llvm_printer import module_text
+
+PLACEHOLDER = "KILNKERNEL"
+
+
+def lower_all(graph, plan):
+    """Kernel IR for every group of ``plan`` (splitting groups that fail to lower)."""
+    kernels = []
+    i = 0
+    while i < len(plan.groups):
+        grp = plan.groups[i]
+        try:
+            kernel = lower_group(graph, plan, grp)
+        except LoweringError as e:
+            if len(grp.nodes) > 1:
+                members = [f"%{n}" for n in grp.nodes]
+                if evict(plan, grp, e.node):
+                    what = f"%{e.node} moved to its own kernel"
+                else:
+                    split(plan, grp)
+                    what = "split into one kernel per node"
+                plan.refusals.append(f"group {members}: {what}: {e}")
+                kiln_debug.log(3, f"fusion: {what}: {e}")
+                continue
+            grp.kind = "opaque"
+            kernel = lower_group(graph, plan, grp)
+            kernel.reason = str(e)
+        kernel = collapse_loops(split_loops(kernel))
+        kernel.name = kernel_name(graph, grp, kernel, len(kernels))
+        kernels.append(kernel)
+        i += 1
+    return kernels
+
+
+def print_kernel(kernel, vector_bits):
+    """(module text, exported symbol, cache key, scratch bytes) for a non-opaque kernel."""
+    scratch = 0
+    if isinstance(kernel, LoopKernel):
+        body, printer = print_loop_kernel(kernel, PLACEHOLDER)
+        scratch = printer.scratch
+        kind = "column loops" if printer.acc_arrays else "loops"
+    elif isinstance(kernel, MatmulKernel):
+        body, printer, scratch, blocking = print_matmul_kernel(kernel, PLACEHOLDER, vector_bits)
+        kind = f"matmul {blocking.mr}x{blocking.nr} tile, kc={blocking.kc}"
+    elif isinstance(kernel, ScatterKernel):
+        body, printer = print_scatter_kernel(kernel, PLACEHOLDER)
+        kind = "scatter"
+    else:
+        raise TypeError(kernel)
+    text = module_text(kernel, PLACEHOLDER, body, printer, kind)
+    code = "\n".join(l for l in text.splitlines() if not l.startswith(";"))
+    base = kernel.name.rsplit("_", 1)[0]
+    symbol = f"{base}_{llvm_jit.source_key(code)[:12]}"
+    code = code.replace(f"@{PLACEHOLDER}", f"@{symbol}")
+    text = text.replace(f"@{PLACEHOLDER}", f"@{symbol}")
+    return text, symbol, llvm_jit.source_key(code), scratch, printer.threads
+
+
+class LLVMExecutable(Executable):
+    def __init__(self, graph, kernels, infos, executor, plan, memory, compile_s):
+        self.graph = graph
+        self.kernel_ir = kernels
+        self.kernels = infos
+        self.executor = executor
+        self.fusion = plan
+        self.memory = memory
+        self.compile_seconds = compile_s
+
+    @property
+    def opaque_kernels(self):
+        """Names of the kernels that run NumPy reference code instead of generated code."""
+        return [k.name for k in self.kernel_ir if isinstance(k, OpaqueKernel)]
+
+    def run(self, inputs, capture=False):
+        return self.executor.run(inputs, capture=capture)
+
+
+def _opaque_step(graph, kernel, slot_of):
+    n = kernel.nodes[-1]
+    d = graph.nodes[n]
+    ref, attrs, dtype = REGISTRY[d["op"]].ref, d["attrs"], d["dtype"].np
+    args = []
+    for a in d["args"]:
+        if graph.nodes[a]["op"] == "const":
+            args.append(("const", graph.nodes[a]["attrs"]["value"]))
+        else:
+            args.append(("slot", slot_of[a]))
+    out = slot_of[n]
+
+    def run(arrays):
+        with np.errstate(all="ignore"):
+            value = ref(*(arrays[v] if k == "slot" else v for k, v in args), **attrs)
+        np.copyto(arrays[out], np.asarray(value).astype(dtype, copy=False))
+    return run
+
+
+def compile_graph(graph, fuse=True, debug=0):
+    """Compile ``graph`` for this CPU; see the module docstring for the stages.
+
+    ``debug`` is accepted for the backend interface; output follows ``KILN_DEBUG``."""
+    start = time.perf_counter()
+    plan = plan_fusion(graph, fuse=fuse)
+    kernels = lower_all(graph, plan)
+    target = llvm_jit.host()
+    nodes = graph.nodes
+
+    # -- slots: one per distinct value any kernel touches ---------------------------------
+    slot_of, buffers, constants = {}, {}, {}
+
+    def slot(n):
+        if n not in slot_of:
+            slot_of[n] = len(slot_of)
+            d = nodes[n]
+            buffers[slot_of[n]] = (tuple(d["shape"]), d["dtype"].np)
+            if d["op"] == "const":
+                constants[slot_of[n]] = np.asarray(d["attrs"]["value"], d["dtype"].np)
+        return slot_of[n]
+    for n in graph.inputs:
+        slot(n)
+    for k in kernels:
+        for b in k.buffers:
+            if not b.local:
+                slot(b.node)
+    outputs = set(graph.outputs)
+    intermediates = {n for n in slot_of if nodes[n]["op"] not in ("input", "const")
+                     and n not in outputs}
+    steps_rw = [([b.node for b in k.buffers if not b.written and not b.local],
+                 [b.node for b in k.buffers if b.written and not b.local]) for k in kernels]
+    memory = plan_memory(steps_rw, intermediates,
+                         lambda n: int(np.prod(nodes[n]["shape"], dtype=np.int64)) * nodes[n]["dtype"].itemsize)
+    arena = {slot_of[n]: off for n, off in memory.offsets.items()}
+
+    # -- code ------------------------------------------------------------------------------
+    steps, infos, scratch = [], [], 0
+    for k in kernels:
+        outs = tuple((slot_of[b.node], b.node) for b in k.buffers if b.written and not b.local)
+        if isinstance(k, OpaqueKernel):
+            steps.append(PythonCall(k.name, _opaque_step(graph, k, slot_of), k.flops, k.bytes, outs))
+            infos.append(KernelInfo(k.name, list(k.nodes), list(k.outputs), "", k.flops, k.bytes,
+                                    {"opaque": k.op, "reason": k.reason}))
+            continue
+        text, symbol, key, need, threads = print_kernel(k, target.vector_bits)
+        scratch = max(scratch, need)
+        if kiln_debug.level() >= 4:
+            kiln_debug.log(4, f"kernel IR and LLVM IR of {k.name}:\n{to_text(k)}\n{text}")
+        address = llvm_jit.load(text, [symbol], key=key)[symbol]
+        steps.append(KernelLaunch(k.name, address,
+                                  tuple(slot_of[b.node] for b in k.buffers if not b.local),
+                                  k.flops, k.bytes, outs, threads))
+        infos.append(KernelInfo(k.name, list(k.nodes), list(k.outputs), text, k.flops, k.bytes,
+                                {"symbol": symbol, "kind": type(k).__name__}))
+
+    inputs = [(slot_of[n], tuple(nodes[n]["shape"]), nodes[n]["dtype"].np,
+               nodes[n]["attrs"].get("name", f"%{n}")) for n in graph.inputs]
+    out_specs = []
+    for o in graph.outputs:
+        op = nodes[o]["op"]
+        if op == "input":
+            out_specs.append(("input", graph.inputs.index(o)))
+        elif op == "const":
+            out_specs.append(("const", np.asarray(nodes[o]["attrs"]["value"], nodes[o]["dtype"].np)))
+        else:
+            out_specs.append(("slot", slot_of[o]))
+    program = Program(num_slots=len(slot_of), inputs=inputs, outputs=out_specs, buffers=buffers,
+                      arena=arena, constants=constants, steps=steps,
+                      arena_bytes=memory.arena_bytes, scratch_bytes=scratch)
+    executor = Executor(program)
+    seconds = time.perf_counter() - start
+    opaque = [k.name for k in kernels if isinstance(k, OpaqueKernel)]
+    kiln_debug.log(1, f"llvm: {graph.name}: {len(kernels)} kernels ({'fused' if fuse else 'unfused'}"
+                 f"{', opaque: ' + ', '.join(opaque) if opaque else ''}), {memory.describe()}, "
+                 f"{seconds:.3f} s")
+    return LLVMExecutable(graph, kernels, infos, executor, plan, memory, seconds)

@@ -1,0 +1,461 @@
+"""The generated matmul: packed, blocked, register-tiled and vectorised (BLIS-style).
+
+``C[b, m, n] = sum_k A[b, m, k] * B[b, k, n]`` is cut into tasks (batch x column block x
+row block) shared among threads. Per task and per ``KC``-deep slice of k:
+
+- *pack* B's ``KC x NC`` block into ``NR``-wide column panels and A's ``MC x KC`` block
+  into ``MR``-tall row panels. Packing evaluates the operand *expressions*, so a
+  transposed operand, an unfold window (implicit-GEMM convolution) or a cheap
+  elementwise producer is read in place; the loop order follows the operand's unit
+  stride. Edges are zero-padded to full panels.
+- the *micro-kernel* multiplies one A panel by one B panel into ``MR x NR``
+  accumulators held in vector registers (``MR`` broadcasts and ``NR/VW`` vector loads
+  feed ``MR*NR/VW`` FMAs per k step), written with explicit vector types so the
+  register tile does not depend on the vectoriser's mood.
+- the *epilogue* reads the accumulator tile and evaluates the kernel's stores (bias,
+  activation) element by element, vectorised by LLVM over the tile's columns.
+
+With K deeper than ``KC`` the partial sums live in a per-thread tile buffer until the
+last slice. Consecutive tasks of one thread share the B block, which is then packed
+once.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..dtypes import FLOAT
+from ..kernel_ir import expr as ex
+from ..kernel_ir.index import Index, Var
+from ..kernel_ir.kernels import MatmulKernel
+from .llvm_printer import (ExprPrinter, FunctionWriter, body_signature, chunk_bounds, chunk_loop,
+                           emit_store, lltype, literal)
+
+
+@dataclass(frozen=True)
+class Blocking:
+    lanes: int     # vector width in elements
+    mr: int        # rows of the register tile
+    nr: int        # columns of the register tile (a multiple of lanes)
+    kc: int        # depth of a packed slice
+    mc: int        # rows per task
+    nc: int        # columns per task
+
+    def scratch(self, itemsize, slices):
+        """Per-thread scratch layout in bytes: (tile, A panel, B block, C partials, total)."""
+        def up(n):
+            return (n * itemsize + 63) // 64 * 64
+        tile = 0
+        a = tile + up(self.mr * self.nr)
+        b = a + up(self.mc * self.kc)
+        c = b + up(self.kc * self.nc)
+        total = c + (up(self.mc * self.nc) if slices > 1 else 0)
+        return tile, a, b, c, total
+
+
+def choose_blocking(kernel: MatmulKernel, vector_bits: int, max_threads=4) -> Blocking:
+    itemsize = kernel.dtype.itemsize
+    lanes = max(vector_bits // (8 * itemsize), 1)
+    if vector_bits >= 512:
+        mr, nrv = 8, 3
+    elif vector_bits >= 256:
+        mr, nrv = 6, 2
+    else:
+        mr, nrv = 4, 2
+    nr = nrv * lanes
+    m, n, k = kernel.m.size, kernel.n.size, kernel.k.size
+    batch = math.prod(v.size for v in kernel.batch)
+    kc = -(-k // max(-(-k // 512), 1)) if k else 1    # balanced slices of at most 512
+    kc = -(-kc // 8) * 8
+    mc = max(mr, min(128 // mr * mr, -(-m // mr) * mr))
+    nc = max(nr, min(nr * 10, -(-n // nr) * nr))
+
+    def tasks(mc, nc):
+        return batch * -(-m // mc) * -(-n // nc)
+
+    def repacking(mc, nc):
+        """Elements packed in total: B once per row block, A once per column block."""
+        return batch * (-(-m // mc) * k * n + -(-n // nc) * m * k)
+    # enough tasks to share among threads, cutting rows or columns, whichever repacks less
+    want = max_threads
+    while tasks(mc, nc) < want and (nc > 4 * nr or mc > 4 * mr):
+        by_n = (mc, max(nr, (nc // 2) // nr * nr)) if nc > 4 * nr else None
+        by_m = (max(mr, (mc // 2) // mr * mr), nc) if mc > 4 * mr else None
+        options = [o for o in (by_n, by_m) if o is not None]
+        mc, nc = min(options, key=lambda o: repacking(*o))
+    return Blocking(lanes, mr, nr, kc, mc, nc)
+
+
+def _microkernel(symbol, ty, lanes, mr, nrv):
+    """``out[mr][nr] (+)= sum_k ap[k][mr] * bp[k][nr]`` with accumulators in registers."""
+    nr = nrv * lanes
+    vt = f"<{lanes} x {ty}>"
+    fma = f"@llvm.fma.v{lanes}{'f32' if ty == 'float' else 'f64'}"
+    acc = [(i, j) for i in range(mr) for j in range(nrv)]
+    L = [f"define internal void @{symbol}.mk(ptr noalias %ap, ptr noalias %bp, i64 %kc, "
+         f"ptr noalias %out, i1 %accumulate) alwaysinline nounwind {{",
+         "entry:",
+         "  br i1 %accumulate, label %load, label %start",
+         "load:"]
+    for i, j in acc:
+        L += [f"  %lp{i}_{j} = getelementptr {ty}, ptr %out, i64 {i * nr + j * lanes}",
+              f"  %l{i}_{j} = load {vt}, ptr %lp{i}_{j}, align 4"]
+    L += ["  br label %start", "start:"]
+    for i, j in acc:
+        L.append(f"  %init{i}_{j} = phi {vt} [%l{i}_{j}, %load], [zeroinitializer, %entry]")
+    L += ["  %any = icmp sgt i64 %kc, 0", "  br i1 %any, label %loop, label %done", "loop:",
+          "  %k = phi i64 [0, %start], [%kn, %loop]"]
+    for i, j in acc:
+        L.append(f"  %a{i}_{j} = phi {vt} [%init{i}_{j}, %start], [%n{i}_{j}, %loop]")
+    L.append(f"  %bo = mul i64 %k, {nr}")
+    for j in range(nrv):
+        L += [f"  %bo{j} = add i64 %bo, {j * lanes}",
+              f"  %bq{j} = getelementptr {ty}, ptr %bp, i64 %bo{j}",
+              f"  %b{j} = load {vt}, ptr %bq{j}, align 4"]
+    L.append(f"  %ao = mul i64 %k, {mr}")
+    for i in range(mr):
+        L += [f"  %ao{i} = add i64 %ao, {i}",
+              f"  %aq{i} = getelementptr {ty}, ptr %ap, i64 %ao{i}",
+              f"  %x{i} = load {ty}, ptr %aq{i}",
+              f"  %xi{i} = insertelement {vt} poison, {ty} %x{i}, i64 0",
+              f"  %xs{i} = shufflevector {vt} %xi{i}, {vt} poison, <{lanes} x i32> zeroinitializer"]
+        for j in range(nrv):
+            L.append(f"  %n{i}_{j} = call {vt} {fma}({vt} %xs{i}, {vt} %b{j}, {vt} %a{i}_{j})")
+    L += ["  %kn = add i64 %k, 1", "  %more = icmp slt i64 %kn, %kc",
+          "  br i1 %more, label %loop, label %done", "done:"]
+    for i, j in acc:
+        L.append(f"  %r{i}_{j} = phi {vt} [%init{i}_{j}, %start], [%n{i}_{j}, %loop]")
+    for i, j in acc:
+        L += [f"  %rp{i}_{j} = getelementptr {ty}, ptr %out, i64 {i * nr + j * lanes}",
+              f"  store {vt} %r{i}_{j}, ptr %rp{i}_{j}, align 4"]
+    L += ["  ret void", "}", f"declare {vt} {fma}({vt}, {vt}, {vt})"]
+    return "\n".join(L)
+
+
+def _unit_stride_var(e: ex.Expr, candidates):
+    """Which of ``candidates`` (Vars) walks the biggest operand load contiguously."""
+    loads = sorted(ex.loads([e]), key=lambda l: -len(l.args[1].terms))
+    for load in loads:
+        for v in candidates:
+            if load.args[1].coeff(v) == 1:
+                return v
+    return None
+
+
+def print_matmul_kernel(kernel: MatmulKernel, symbol: str, vector_bits: int, max_threads=4):
+    """The body function text, the printer (for helpers/declarations) and scratch bytes."""
+    if kernel.dtype.category != FLOAT:
+        raise NotImplementedError("the blocked matmul template is for floating point")
+    bl = choose_blocking(kernel, vector_bits, max_threads)
+    t = kernel.dtype
+    ty = lltype(t)
+    M, N, K = kernel.m.size, kernel.n.size, kernel.k.size
+    batch = list(kernel.batch)
+    nbatch = math.prod(v.size for v in batch)
+    mb, nb = -(-M // bl.mc), -(-N // bl.nc)
+    slices = max(-(-K // bl.kc), 1)
+    tile_off, a_off, b_off, c_off, scratch = bl.scratch(t.itemsize, slices)
+    total_tasks = nbatch * mb * nb
+    flops = 2 * nbatch * M * N * K
+    chunks = 1 if flops < 2_000_000 else max(1, min(total_tasks, flops // 1_000_000))
+
+    w = FunctionWriter()
+    nbuf = len(kernel.buffers)
+    p = ExprPrinter(w, kernel.buffers, {i: f"%buf{i}" for i in range(nbuf)})
+    zero = literal(0, t)
+    tile = w.op(f"getelementptr i8, ptr %scratch, i64 {tile_off}", "tile")
+    ap = w.op(f"getelementptr i8, ptr %scratch, i64 {a_off}", "ap")
+    bp = w.op(f"getelementptr i8, ptr %scratch, i64 {b_off}", "bp")
+    cacc = w.op(f"getelementptr i8, ptr %scratch, i64 {c_off}", "cacc")
+
+    a_inner = _unit_stride_var(kernel.a, [kernel.m, kernel.k]) or kernel.m
+    b_split = SeparableOperand.analyse(kernel.b, kernel.n, kernel.k, w, p, bl.nr)
+    a_split = SeparableOperand.analyse(kernel.a, kernel.m, kernel.k, w, p, bl.mr)
+
+    def store_elem(ptr, index_val, value):
+        q = w.op(f"getelementptr {ty}, ptr {ptr}, i64 {index_val}", "q")
+        w.emit(f"store {ty} {value}, ptr {q}, align {t.itemsize}")
+
+    def pack_b(n0, ncur, pc, kcur):
+        """bp[jr*kcur + k*NR + j] = B[b, pc+k, n0+jr+j] (0 past the edge)."""
+        panels = w.op(f"add i64 {ncur}, {bl.nr - 1}", "pn")
+        panels = w.op(f"udiv i64 {panels}, {bl.nr}", "pn")
+
+        def panel(jrb, _):
+            p.push()
+            jr = w.op(f"mul i64 {jrb}, {bl.nr}", "jr")
+            left = w.op(f"sub i64 {ncur}, {jr}", "jl")
+            jmax = w.op(f"call i64 @llvm.smin.i64(i64 {left}, i64 {bl.nr})", "jmax")
+            base = w.op(f"mul i64 {jr}, {kcur}", "pb")
+            dst = w.op(f"getelementptr {ty}, ptr {bp}, i64 {base}", "pd")
+            col0 = w.op(f"add i64 {n0}, {jr}", "nn")
+            tables = b_split.tabulate(col0) if b_split else None
+
+            def element(k, j, fill=False):
+                if fill:
+                    v = zero
+                else:
+                    p.vars[kernel.k] = w.op(f"add i64 {pc}, {k}", "kk")
+                    p.vars[kernel.n] = w.op(f"add i64 {col0}, {j}", "nn")
+                    if tables:
+                        b_split.use(tables, j)
+                    v = p.value(kernel.b)
+                at = w.op(f"mul i64 {k}, {bl.nr}", "o")
+                at = w.op(f"add i64 {at}, {j}", "o")
+                store_elem(dst, at, v)
+            # B: destination order (rows of a transposed B stay in L1 across 16 k steps)
+            _nested2(w, p, kcur, jmax, bl.nr, True, element)
+            p.pop()
+            return []
+        w.loop("0", panels, panel, hint="jp")
+
+    def pack_a(m0, mcur, pc, kcur):
+        """ap[ir*kcur + k*MR + i] = A[b, m0+ir+i, pc+k] (0 past the edge)."""
+        panels = w.op(f"add i64 {mcur}, {bl.mr - 1}", "pn")
+        panels = w.op(f"udiv i64 {panels}, {bl.mr}", "pn")
+
+        def panel(irb, _):
+            p.push()
+            ir = w.op(f"mul i64 {irb}, {bl.mr}", "ir")
+            left = w.op(f"sub i64 {mcur}, {ir}", "il")
+            imax = w.op(f"call i64 @llvm.smin.i64(i64 {left}, i64 {bl.mr})", "imax")
+            base = w.op(f"mul i64 {ir}, {kcur}", "pa")
+            dst = w.op(f"getelementptr {ty}, ptr {ap}, i64 {base}", "pd")
+            row0 = w.op(f"add i64 {m0}, {ir}", "mm")
+            tables = a_split.tabulate(row0) if a_split else None
+
+            def element(k, i, fill=False):
+                if fill:
+                    v = zero
+                else:
+                    p.vars[kernel.k] = w.op(f"add i64 {pc}, {k}", "kk")
+                    p.vars[kernel.m] = w.op(f"add i64 {row0}, {i}", "mm")
+                    if tables:
+                        a_split.use(tables, i)
+                    v = p.value(kernel.a)
+                at = w.op(f"mul i64 {k}, {bl.mr}", "o")
+                at = w.op(f"add i64 {at}, {i}", "o")
+                store_elem(dst, at, v)
+            _nested2(w, p, kcur, imax, bl.mr, a_inner is kernel.m, element)
+            p.pop()
+            return []
+        w.loop("0", panels, panel, hint="ip")
+
+    def epilogue(tile_ptr, mrow, ncol, imax, jmax):
+        def row(i, _):
+            p.push()
+            p.vars[kernel.m] = w.op(f"add i64 {mrow}, {i}", "em")
+
+            def col(j, _):
+                p.push()
+                p.vars[kernel.n] = w.op(f"add i64 {ncol}, {j}", "en")
+                at = w.op(f"mul i64 {i}, {bl.nr}", "o")
+                at = w.op(f"add i64 {at}, {j}", "o")
+                q = w.op(f"getelementptr {ty}, ptr {tile_ptr}, i64 {at}", "q")
+                p.accs["acc"] = w.op(f"load {ty}, ptr {q}, align {t.itemsize}", "acc")
+                for s in kernel.epilogue:
+                    emit_store(p, s)
+                p.pop()
+                return []
+            w.loop("0", jmax, col, hint="ej")
+            p.pop()
+            return []
+        w.loop("0", imax, row, hint="ei")
+
+    def task(tk, carried):
+        p.push()
+        mblk = w.op(f"urem i64 {tk}, {mb}", "mblk")
+        rest = w.op(f"udiv i64 {tk}, {mb}", "rest")
+        nblk = w.op(f"urem i64 {rest}, {nb}", "nblk")
+        bidx = w.op(f"udiv i64 {rest}, {nb}", "bidx")
+        stride = 1
+        for v in reversed(batch):
+            q = w.op(f"udiv i64 {bidx}, {stride}", "bq") if stride != 1 else bidx
+            p.vars[v] = w.op(f"urem i64 {q}, {v.size}", "bv")
+            stride *= v.size
+        n0 = w.op(f"mul i64 {nblk}, {bl.nc}", "n0")
+        nleft = w.op(f"sub i64 {N}, {n0}", "nl")
+        ncur = w.op(f"call i64 @llvm.smin.i64(i64 {nleft}, i64 {bl.nc})", "ncur")
+        m0 = w.op(f"mul i64 {mblk}, {bl.mc}", "m0")
+        mleft = w.op(f"sub i64 {M}, {m0}", "ml")
+        mcur = w.op(f"call i64 @llvm.smin.i64(i64 {mleft}, i64 {bl.mc})", "mcur")
+
+        def slice_(kb, _):
+            p.push()
+            pc = w.op(f"mul i64 {kb}, {bl.kc}", "pc")
+            kleft = w.op(f"sub i64 {K}, {pc}", "kl")
+            kcur = w.op(f"call i64 @llvm.smin.i64(i64 {kleft}, i64 {bl.kc})", "kcur")
+            if slices == 1:   # the same B block as this thread's previous task: keep it
+                fresh = w.op(f"icmp ne i64 {rest}, {carried[0]}", "fresh")
+                pk, done = w.label("packb"), w.label("packed")
+                w.emit(f"br i1 {fresh}, label %{pk}, label %{done}")
+                w.start(pk)
+                p.push()
+                pack_b(n0, ncur, pc, kcur)
+                p.pop()
+                w.emit(f"br label %{done}")
+                w.start(done)
+            else:
+                pack_b(n0, ncur, pc, kcur)
+            pack_a(m0, mcur, pc, kcur)
+            npanels = w.op(f"add i64 {ncur}, {bl.nr - 1}", "np")
+            npanels = w.op(f"udiv i64 {npanels}, {bl.nr}", "np")
+            mpanels = w.op(f"add i64 {mcur}, {bl.mr - 1}", "mp")
+            mpanels = w.op(f"udiv i64 {mpanels}, {bl.mr}", "mp")
+
+            def jpanel(jrb, _):
+                p.push()
+                jr = w.op(f"mul i64 {jrb}, {bl.nr}", "jr")
+                boff = w.op(f"mul i64 {jr}, {kcur}", "bo")
+                bptr = w.op(f"getelementptr {ty}, ptr {bp}, i64 {boff}", "bptr")
+                jleft = w.op(f"sub i64 {ncur}, {jr}", "jl")
+                jmax = w.op(f"call i64 @llvm.smin.i64(i64 {jleft}, i64 {bl.nr})", "jmax")
+                ncol = w.op(f"add i64 {n0}, {jr}", "ncol")
+
+                def ipanel(irb, _):
+                    p.push()
+                    ir = w.op(f"mul i64 {irb}, {bl.mr}", "ir")
+                    aoff = w.op(f"mul i64 {ir}, {kcur}", "ao")
+                    aptr = w.op(f"getelementptr {ty}, ptr {ap}, i64 {aoff}", "aptr")
+                    ileft = w.op(f"sub i64 {mcur}, {ir}", "il")
+                    imax = w.op(f"call i64 @llvm.smin.i64(i64 {ileft}, i64 {bl.mr})", "imax")
+                    mrow = w.op(f"add i64 {m0}, {ir}", "mrow")
+                    if slices == 1:
+                        w.emit(f"call void @{symbol}.mk(ptr {aptr}, ptr {bptr}, i64 {kcur}, "
+                               f"ptr {tile}, i1 false)")
+                        epilogue(tile, mrow, ncol, imax, jmax)
+                    else:
+                        per = bl.mc // bl.mr
+                        slot = w.op(f"mul i64 {jrb}, {per}", "cs")
+                        slot = w.op(f"add i64 {slot}, {irb}", "cs")
+                        slot = w.op(f"mul i64 {slot}, {bl.mr * bl.nr}", "cs")
+                        ct = w.op(f"getelementptr {ty}, ptr {cacc}, i64 {slot}", "ct")
+                        again = w.op(f"icmp ne i64 {kb}, 0", "again")
+                        w.emit(f"call void @{symbol}.mk(ptr {aptr}, ptr {bptr}, i64 {kcur}, "
+                               f"ptr {ct}, i1 {again})")
+                        last = w.op(f"icmp eq i64 {kb}, {slices - 1}", "last")
+                        ep, skip = w.label("ep"), w.label("noep")
+                        w.emit(f"br i1 {last}, label %{ep}, label %{skip}")
+                        w.start(ep)
+                        p.push()
+                        epilogue(ct, mrow, ncol, imax, jmax)
+                        p.pop()
+                        w.emit(f"br label %{skip}")
+                        w.start(skip)
+                    p.pop()
+                    return []
+                w.loop("0", mpanels, ipanel, hint="irb")
+                p.pop()
+                return []
+            w.loop("0", npanels, jpanel, hint="jrb")
+            p.pop()
+            return []
+        w.loop("0", str(slices), slice_, hint="kb")
+        p.pop()
+        return [rest]
+    def work(c):
+        t0, t1 = chunk_bounds(w, c, total_tasks, chunks)
+        w.loop(t0, t1, task, carried=[("i64", "-1")], hint="task")
+    chunk_loop(w, chunks, work)
+    body = [body_signature(symbol, kernel.buffers), "entry:"] + w.allocas + w.lines + ["}"]
+    p.threads = chunks
+    text = "\n".join(body) + "\n\n" + _microkernel(symbol, ty, bl.lanes, bl.mr, bl.nr // bl.lanes)
+    return text, p, scratch, bl
+
+
+class SeparableOperand:
+    """Addressing that splits into ``f(panel var) + g(k)`` (an unfold window: the column's
+    spatial position plus the row's channel/offset), with div/mod in ``f``: per panel,
+    ``f`` is computed once per column into a small stack table, so the packing loop adds
+    a table entry to ``g(k)`` instead of dividing for every element."""
+
+    def __init__(self, w, p, var, parts, width):
+        self.w, self.p, self.var, self.parts, self.width = w, p, var, parts, width
+
+    @staticmethod
+    def analyse(e, var, k, w, p, width):
+        from ..kernel_ir.simplify import _indexes_of_expr
+        indexes, seen = [], set()
+        _indexes_of_expr(e, indexes, seen)
+        parts = {}
+        for index in indexes:
+            if index.has_dyn():
+                return None
+            own, rest = {}, {}
+            for atom, c in index.terms:
+                names = set(Index.of(atom).atoms())
+                if var in names and (names - {var}):
+                    return None                      # a term mixes the panel var with others
+                (own if names == {var} else rest)[atom] = c
+            needs_division = any(type(a) is not Var for a in own)
+            if own and needs_division:
+                parts[index] = (Index._build(own, 0), Index._build(rest, index.const))
+        if not parts:
+            return None
+        return SeparableOperand(w, p, var, parts, width)
+
+    def tabulate(self, first):
+        """Fill one table per distinct panel-var part for ``var = first + j``, j < width."""
+        w, p = self.w, self.p
+        tables = {}
+        for own, _ in self.parts.values():
+            if own in tables:
+                continue
+            table = w.alloca("i64", self.width)
+
+            def fill(j, _, own=own, table=table):
+                p.push()
+                p.vars[self.var] = w.op(f"add i64 {first}, {j}", "tv")
+                v = p.index(own)
+                q = w.op(f"getelementptr i64, ptr {table}, i64 {j}", "tq")
+                w.emit(f"store i64 {v}, ptr {q}, align 8")
+                p.pop()
+                return []
+            w.loop("0", str(self.width), fill, hint="tab")
+            tables[own] = table
+        return tables
+
+    def use(self, tables, j):
+        """Make the printer read each split index as ``rest + table[j]`` in this scope."""
+        w, p = self.w, self.p
+        for index, (own, rest) in self.parts.items():
+            def make(own=own, rest=rest):
+                q = w.op(f"getelementptr i64, ptr {tables[own]}, i64 {j}", "tq")
+                t = w.op(f"load i64, ptr {q}, align 8", "tv")
+                r = p.index(rest)
+                return w.op(f"add i64 {r}, {t}", "ix")
+            p.overrides[index] = make
+
+
+def _nested2(w, p, kcur, live, full, inner_is_panel_dim, element):
+    """Loops over (k < kcur) x (i < live) calling ``element(k, i)``, then zero-fill
+    i in [live, full). The operand's unit-stride dimension goes innermost."""
+    def k_outer(i_start, i_end, fill):
+        def kb(k, _):
+            p.push()
+
+            def ib(i, _):
+                p.push()
+                element(k, i, fill)
+                p.pop()
+                return []
+            w.loop(i_start, i_end, ib, hint="pi")
+            p.pop()
+            return []
+        w.loop("0", kcur, kb, hint="pk")
+
+    def i_outer(i_start, i_end, fill):
+        def ib(i, _):
+            p.push()
+
+            def kb(k, _):
+                p.push()
+                element(k, i, fill)
+                p.pop()
+                return []
+            w.loop("0", kcur, kb, hint="pk")
+            p.pop()
+            return []
+        w.loop(i_start, i_end, ib, hint="pi")
+    (k_outer if inner_is_panel_dim else i_outer)("0", live, False)
+    k_outer(live, str(full), True)
