@@ -8,8 +8,13 @@ affine address. Outside the group it is a load from that node's buffer. A reduct
 the group becomes a ``Reduce`` phase and reads of it become its accumulator; a matmul
 becomes the ``acc`` of the matmul template.
 
-Anything unexpected raises ``LoweringError``; the backend then splits the group into
-one kernel per node, which always lowers.
+Anything unexpected raises ``LoweringError`` naming the stored node that could not be
+placed; the backend then moves that node to a kernel of its own (``fusion.evict``) or,
+failing that, splits the group into one kernel per node, which always lowers.
+
+Two more things happen here because only here is it known what each pass needs: a stored
+value that reads no accumulator is written during a reduction's first pass, and an
+expensive row value needed by several passes is kept in a per-thread row buffer.
 """
 from __future__ import annotations
 

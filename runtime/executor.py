@@ -12,6 +12,7 @@ and constants are bound once.
 from __future__ import annotations
 
 import ctypes
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -60,7 +61,7 @@ class Program:
     extra: dict = field(default_factory=dict)
 
 
-MIN_PARALLEL_SECONDS = 300e-6     # estimated one-thread run time below which one thread runs
+MIN_PARALLEL_SECONDS = 100e-6     # estimated one-thread run time below which one thread runs
 
 
 class _Segment:
@@ -104,6 +105,7 @@ class Executor:
             array = np.ascontiguousarray(array)
             self._bind(slot, array)
         self._fresh = sorted({o[1] for o in p.outputs if o[0] == "slot"})
+        self._recycle = {}          # slot -> the output array handed out last time
         self._fresh_specs = [(s,) + tuple(p.buffers[s]) for s in self._fresh]
         self.steps = []
         run = []
@@ -151,10 +153,22 @@ class Executor:
                 if x.shape != shape:
                     raise ValueError(f"input {i} ({name}) has shape {x.shape}, but the graph was "
                                      f"compiled for {shape}")
-                if slot is not None:
-                    self._bind(slot, x)
+                if slot is not None and self.arrays[slot] is not x:
+                    self._bind(slot, x)     # (parameters are usually the same arrays each call;
+                    #                         holding them also keeps numpy from resizing them)
+            recycle = self._recycle
             for slot, shape, dtype in self._fresh_specs:
-                self._bind(slot, np.empty(shape, dtype))
+                old = recycle.get(slot)
+                # the previous call's result, if its caller has let go of it (ours is the only
+                # reference left: the dict's and getrefcount's own): saves the page faults of
+                # fresh memory, as PyTorch's caching allocator does
+                if old is not None and sys.getrefcount(old) <= 3:
+                    self._bind(slot, old)
+                else:
+                    fresh = np.empty(shape, dtype)
+                    recycle[slot] = fresh
+                    self._bind(slot, fresh)
+                    del fresh
             produced = {} if capture else None
             if capture or debug.level() >= 2:
                 self._run_one_by_one(produced)

@@ -328,3 +328,15 @@ def test_unplaceable_epilogue_is_moved_out_not_wrong():
     b.g.set_outputs([y, b.permute(y, perm=(1, 0, 2))])
     fused, _ = run_both(b.g, [rand(2, 5, 7), rand(7, 4)])
     assert fused.num_kernels == 2
+
+
+def test_outputs_held_by_the_caller_are_never_overwritten():
+    """Output memory is recycled only once the caller has dropped the previous result."""
+    b = Builder("recycle")
+    x = b.input("x", (300,))
+    b.g.set_outputs([b.neg(x)])
+    exe = compile_graph(b.g, backend="llvm")
+    first = exe.run([np.full(300, 1, np.float32)])[0]
+    view = exe.run([np.full(300, 2, np.float32)])[0][:5]      # a view keeps its base alive
+    third = exe.run([np.full(300, 3, np.float32)])[0]
+    assert first[0] == -1 and view[0] == -2 and third[0] == -3

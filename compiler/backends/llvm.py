@@ -4,9 +4,10 @@
 
 1. ``passes.fusion.plan_fusion`` groups op nodes into kernels (``fuse=False``: one per op);
 2. ``lowering.lower_group`` turns each group into a kernel-IR kernel (a group that
-   cannot be lowered as one is split, with the reason logged at ``KILN_DEBUG=3``);
-   ``kernel_ir.simplify.collapse_loops`` merges contiguous loops;
-3. ``llvm_printer`` / ``llvm_matmul`` print each kernel as its own LLVM module, named
+   cannot be lowered as one sheds the offending node or is split, with the reason logged
+   at ``KILN_DEBUG=3``); ``kernel_ir.simplify`` splits loops whose indexes divide (so
+   addresses need no division) and merges contiguous ones;
+3. ``llvm_loops`` / ``llvm_matmul`` print each kernel as its own LLVM module, named
    ``<ops>_<hash>``; ``runtime.llvm_jit`` compiles it for the host CPU or fetches it
    from the in-memory / on-disk kernel cache;
 4. ``passes.memory.plan_memory`` places intermediates in one reusable arena;
@@ -27,46 +28,16 @@ from runtime.executor import Executor, KernelLaunch, Program, PythonCall
 
 from ..kernel_ir.kernels import LoopKernel, MatmulKernel, OpaqueKernel, ScatterKernel
 from ..kernel_ir.printer import to_text
-from ..kernel_ir.simplify import collapse_loops, split_loops
-from ..lowering import LoweringError, kernel_name, lower_group
 from ..ops import REGISTRY
-from ..passes.fusion import evict, plan_fusion, split
+from ..passes.fusion import plan_fusion
 from ..passes.memory import plan_memory
 from .base import Executable, KernelInfo
+from .kernel_plan import lower_all  # noqa: F401  (shared with the OpenCL backend)
 from .llvm_matmul import print_matmul_kernel
 from .llvm_loops import print_loop_kernel, print_scatter_kernel
 from .llvm_printer import module_text
 
 PLACEHOLDER = "KILNKERNEL"
-
-
-def lower_all(graph, plan):
-    """Kernel IR for every group of ``plan`` (splitting groups that fail to lower)."""
-    kernels = []
-    i = 0
-    while i < len(plan.groups):
-        grp = plan.groups[i]
-        try:
-            kernel = lower_group(graph, plan, grp)
-        except LoweringError as e:
-            if len(grp.nodes) > 1:
-                members = [f"%{n}" for n in grp.nodes]
-                if evict(plan, grp, e.node):
-                    what = f"%{e.node} moved to its own kernel"
-                else:
-                    split(plan, grp)
-                    what = "split into one kernel per node"
-                plan.refusals.append(f"group {members}: {what}: {e}")
-                kiln_debug.log(3, f"fusion: {what}: {e}")
-                continue
-            grp.kind = "opaque"
-            kernel = lower_group(graph, plan, grp)
-            kernel.reason = str(e)
-        kernel = collapse_loops(split_loops(kernel))
-        kernel.name = kernel_name(graph, grp, kernel, len(kernels))
-        kernels.append(kernel)
-        i += 1
-    return kernels
 
 
 def print_kernel(kernel, vector_bits):

@@ -387,7 +387,9 @@ class ExprPrinter:
         if op in ("and", "or"):
             return w.op(f"{op} {ty} {a}, {b}", op)
         if t.category == FLOAT:
-            if op in ("add", "sub", "mul", "div"):
+            if op == "div":   # arcp: a loop-invariant divisor becomes one reciprocal (<= 1 ulp)
+                return w.op(f"fdiv arcp {ty} {a}, {b}", op)
+            if op in ("add", "sub", "mul"):
                 return w.op(f"f{op} {ty} {a}, {b}", op)
             if op in ("max", "min"):
                 return self._intrinsic("maximum" if op == "max" else "minimum", t, a, b)

@@ -29,10 +29,6 @@ from .movement import cat_skips
 from .registry import REGISTRY
 
 
-class Unsupported(Exception):
-    """This instance of the op has no kernel form here (the lowering then goes opaque)."""
-
-
 @dataclass(frozen=True)
 class Codegen:
     form: str                              # pointwise | reduce | matmul | scatter

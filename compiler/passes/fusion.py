@@ -5,9 +5,9 @@ Three decisions, in the manner of TVM's op patterns and TorchInductor's ``choice
 1. *Inline*: cheap pointwise nodes (movement ops cost nothing; an add or a compare
    costs one) are recomputed inside every kernel that reads them and never get a kernel
    or a buffer of their own. Movement ops thereby fold into addressing.
-2. *Merge*: for each producer/consumer pair of groups, ``can_fuse`` says whether one
-   loop nest can compute both; every refusal is recorded with its reason (shown at
-   ``KILN_DEBUG=3``). A group has a loop shape ``full`` and, for reductions, reduced
+2. *Merge*: for each producer/consumer pair of groups (best ``score`` first: the bytes
+   a fusion keeps out of memory), ``can_fuse`` says whether one loop nest can compute
+   both; every refusal is recorded with its reason (shown at ``KILN_DEBUG=3``). A group has a loop shape ``full`` and, for reductions, reduced
    ``axes``: elementwise chains share one loop; reductions take elementwise producers
    and consumers over the same rows (row softmax, LayerNorm: one kernel) and other
    reductions over the same rows; matmul takes elementwise epilogues (bias, ReLU) and
@@ -185,6 +185,13 @@ class FusionPolicy:
         return d["op"] == "permute" and d["args"] == (anchor,) and \
             tuple(d["attrs"]["perm"]) == tuple(range(k - 2)) + (k - 1, k - 2)
 
+    def score(self, p: Group, c: Group, stores) -> int:
+        """What fusing p into c is worth: the bytes of values that would no longer be
+        written to memory and read back. Candidates are tried best first."""
+        g = self.graph.nodes
+        saved = set(stores(p.nodes)) - set(stores(p.nodes + c.nodes))
+        return sum(math.prod(g[n]["shape"]) * g[n]["dtype"].itemsize for n in saved)
+
     def can_fuse(self, p: Group, c: Group, stores, ancestors_of_anchor, inline):
         """``(ok, reason)`` for computing groups ``p`` and ``c`` in one kernel.
 
@@ -341,7 +348,10 @@ def _merge_greedily(graph, op_nodes, inline, group_of, policy, stores, args_of, 
     for n in op_nodes:
         if n in inline:
             continue
-        for a in args_of(n):
+        producers = list(dict.fromkeys(args_of(n)))
+        producers.sort(key=lambda a: -policy.score(group_of[a], group_of[n], stores)
+                       if group_of[a] is not group_of[n] else 0)
+        for a in producers:
             c, p = group_of[n], group_of[a]
             if p is c:
                 continue
