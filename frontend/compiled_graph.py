@@ -50,8 +50,13 @@ class CompiledBackward(Node):
                                else np.zeros(meta[0], meta[1].np))
         results = entry.execute(entry.backward, self._saved + grad_arrays)
         it = iter(results)
-        return tuple(Tensor._make(next(it), dtype) if has else None
-                     for dtype, has in zip(self._wrt_dtypes, entry.wrt_has_grad))
+        grads = tuple(Tensor._make(next(it), dtype) if has else None
+                      for dtype, has in zip(self._wrt_dtypes, entry.wrt_has_grad))
+        fresh = iter(entry.backward_fresh)
+        for g in grads:
+            if g is not None and next(fresh):  # a buffer of its own: .grad may keep it
+                g.__dict__["_owned"] = True
+        return grads
 
     def release(self):
         self._saved = None
@@ -122,6 +127,8 @@ class GraphEntry:
             backward = passes.optimize(backward, verify_each=verify_each)
             self.backward = compile_graph(backward, backend=options["backend"],
                                           fuse=options["fuse"])
+            self.backward_fresh = list(getattr(self.backward, "fresh_outputs",
+                                               [False] * len(backward.outputs)))
         if level >= 5:
             debug.log(5, f"optimised forward graph:\n{to_text(forward)}")
             if backward is not None:
@@ -144,8 +151,9 @@ class GraphEntry:
         return [by_node[n] for n in forward.inputs]
 
     def execute(self, executable, inputs):
-        if self.check:
-            return check_kernels(executable, inputs)
+        if self.check:     # check="llvm" also compares kernel by kernel with that backend
+            return check_kernels(executable, inputs,
+                                 against=self.check if isinstance(self.check, str) else None)
         return executable.run(inputs)
 
     @property

@@ -19,6 +19,12 @@ try:
     BACKENDS.append("llvm")
 except ImportError:
     pass
+try:    # only where an OpenCL device can build and run kernels (see runtime/opencl_device.py)
+    from runtime.opencl_device import OpenCLUnavailableError, device as _opencl_device
+    _opencl_device()
+    BACKENDS.append("opencl")
+except (ImportError, OpenCLUnavailableError):
+    pass
 
 
 def close(a, b, tol=1e-5):
@@ -285,3 +291,36 @@ def test_gradient_that_is_a_constant(backend):
     cf(x)
     cf(x).sum().backward()
     assert x.grad.tolist() == [0.0] * 5
+
+
+def test_gradients_kept_without_copy_never_alias(backend):
+    """Compiled gradients may be kept as .grad without a copy; two parameters whose
+    gradients are the same value must still get separate buffers, and a later in-place
+    update of one .grad must leave the other (and the next call) untouched."""
+    a = nn.Parameter(torch.ones(4))
+    b = nn.Parameter(torch.ones(4))
+    cf = torch.compile(lambda x: (x * a + x * b).sum(), backend=backend)
+    x = torch.randn(4)
+    for _ in range(3):
+        a.grad = b.grad = None
+        cf(x).backward()
+        close(a.grad, x)
+        close(b.grad, x)
+        a.grad.zero_()
+        close(b.grad, x)
+
+
+def test_optimizer_updates_in_place_are_seen(backend):
+    p = nn.Parameter(torch.ones(3))
+    opt = torch.optim.SGD([p], lr=0.5, momentum=0.9)
+    cf = torch.compile(lambda: (p * p).sum(), backend=backend)
+    ref = nn.Parameter(torch.ones(3))
+    ref_opt = torch.optim.SGD([ref], lr=0.5, momentum=0.9)
+    for _ in range(4):
+        opt.zero_grad()
+        cf().backward()
+        opt.step()
+        ref_opt.zero_grad()
+        (ref * ref).sum().backward()
+        ref_opt.step()
+        close(p, ref)

@@ -33,5 +33,12 @@ class Executable:
     def num_kernels(self) -> int:
         return len(self.kernels)
 
+    @property
+    def fresh_outputs(self):
+        """Per graph output: True if ``run`` returns it in a buffer of its own that nothing
+        else refers to (not an input, a constant, or a buffer shared by two outputs), so
+        the caller may keep it without copying (as ``.grad`` does). Default: none."""
+        return [False] * len(self.graph.outputs)
+
     def run(self, inputs, capture=False):
         raise NotImplementedError

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops import REGISTRY
+from .base import Executable
 
 
 def run(graph, inputs, order=None, capture=False):
@@ -32,7 +33,7 @@ def run(graph, inputs, order=None, capture=False):
     return (outputs, env) if capture else outputs
 
 
-class InterpretedGraph:
+class InterpretedGraph(Executable):
     """The ``"eager"`` backend's Executable: one reference "kernel" per op node."""
 
     def __init__(self, graph):
@@ -41,10 +42,6 @@ class InterpretedGraph:
         self.order = graph.topological_order()
         self.kernels = [KernelInfo(graph.nodes[n]["op"], [n], [n]) for n in self.order
                         if graph.nodes[n]["op"] not in ("input", "const")]
-
-    @property
-    def num_kernels(self):
-        return len(self.kernels)
 
     def run(self, inputs, capture=False):
         return run(self.graph, inputs, self.order, capture)

@@ -19,7 +19,9 @@ def _add(a, b, create_graph):
     if create_graph:
         return a + b
     from ..tensor import Tensor
-    return Tensor._make(a._data + b._data, a.dtype)
+    total = Tensor._make(a._data + b._data, a.dtype)
+    total.__dict__["_owned"] = True  # a fresh sum: .grad may take it without a copy
+    return total
 
 
 def _needed_nodes(root_nodes, target_nodes):

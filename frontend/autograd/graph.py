@@ -75,6 +75,9 @@ def accumulate_into(var, grad, create_graph):
     if var.grad is None:
         if create_graph:
             var.grad = grad if grad.dtype == var.dtype else grad.to(var.dtype)
+        elif grad.__dict__.get("_owned") and grad.dtype == var.dtype and \
+                grad._data.flags.c_contiguous:
+            var.grad = Tensor._make(grad._data, var.dtype)  # nobody else holds it: no copy
         else:
             var.grad = Tensor._make(np.array(grad._data, dtype=var.dtype.np, copy=True), var.dtype)
     elif create_graph or var.grad.requires_grad:

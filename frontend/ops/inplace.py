@@ -27,6 +27,31 @@ def can_cast(src, dst):
     return True
 
 
+def fast_binary(x, ufunc, other, alpha=1):
+    """``x op= alpha * other`` as one NumPy ufunc writing into ``x``'s storage, when nothing
+    needs recording (optimizer updates under no_grad): no temporaries beyond ``alpha *
+    other``, no snapshot. Returns False to ask for the general path, which also gives
+    every error message (bad dtype, shape, read-only memory)."""
+    other_t = isinstance(other, Tensor)
+    if tracing_hook.active() or (is_grad_enabled() and (
+            x._requires_grad or (other_t and other._requires_grad))):
+        return False
+    from .arith import result_dtype
+    if result_dtype(x, other) != x.dtype or not x._data.flags.writeable:
+        return False
+    if ufunc is np.true_divide and not x.dtype.is_floating_point:
+        return False  # true division yields floats: the general path raises as PyTorch does
+    value = other._data if other_t else other
+    if other_t and np.broadcast_shapes(value.shape, x._data.shape) != x._data.shape:
+        return False
+    if alpha != 1:
+        value = value * x.dtype.np.type(alpha)
+    with np.errstate(all="ignore"):
+        ufunc(x._data, value, out=x._data, casting="unsafe")
+    x._version.bump()
+    return True
+
+
 def inplace(x, compute, operands=()):
     records = is_grad_enabled() and (x._requires_grad or any(
         isinstance(o, Tensor) and o._requires_grad for o in operands))

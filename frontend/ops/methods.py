@@ -7,20 +7,25 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from compiler import dtypes as dt
 from ..dispatch import apply
 from ..tensor import Tensor
 from . import arith, creation, indexing, reduction, shape
-from .inplace import inplace
+from .inplace import fast_binary, inplace
 
 
 def _reflect(fn):
     return lambda self, other: fn(other, self)
 
 
-def _inplace_binary(fn):
+def _inplace_binary(fn, ufunc=None):
     def method(self, other, *args, **kwargs):
         arith.check_operand(fn.__name__, other)
+        if ufunc is not None and not args and set(kwargs) <= {"alpha"} and \
+                fast_binary(self, ufunc, other, kwargs.get("alpha", 1)):
+            return self
         return inplace(self, lambda base: fn(base, other, *args, **kwargs), operands=(other,))
     return method
 
@@ -198,10 +203,12 @@ METHODS = {
     "long": lambda x: _to(x, dt.int64), "int": lambda x: _to(x, dt.int32),
     "bool": lambda x: _to(x, dt.bool_), "cpu": lambda x: x, "cuda": None,
     # in-place
-    "add_": _inplace_binary(arith.add), "sub_": _inplace_binary(arith.sub),
-    "mul_": _inplace_binary(arith.mul), "div_": _inplace_binary(arith.div),
+    "add_": _inplace_binary(arith.add, np.add), "sub_": _inplace_binary(arith.sub, np.subtract),
+    "mul_": _inplace_binary(arith.mul, np.multiply),
+    "div_": _inplace_binary(arith.div, np.true_divide),
     "pow_": _inplace_binary(arith.pow),
-    "__iadd__": _inplace_binary(arith.add), "__isub__": _inplace_binary(arith.sub),
+    "__iadd__": _inplace_binary(arith.add, np.add),
+    "__isub__": _inplace_binary(arith.sub, np.subtract),
     "__imul__": _inplace_binary(arith.mul), "__itruediv__": _inplace_binary(arith.div),
     "clamp_": _inplace_unary(arith.clamp), "zero_": lambda x: _fill(x, 0), "fill_": _fill,
     "copy_": _copy, "uniform_": _uniform, "normal_": _normal,
