@@ -21,10 +21,14 @@ except ImportError:
     pass
 try:    # only where an OpenCL device can build and run kernels (see runtime/opencl_device.py)
     from runtime.opencl_device import OpenCLUnavailableError, device as _opencl_device
-    _opencl_device()
-    BACKENDS.append("opencl")
-except (ImportError, OpenCLUnavailableError):
-    pass
+except ImportError:
+    _opencl_device = None
+if _opencl_device is not None:
+    try:
+        _opencl_device()
+        BACKENDS.append("opencl")
+    except OpenCLUnavailableError:
+        pass
 
 
 def close(a, b, tol=1e-5):
