@@ -328,3 +328,47 @@ def test_optimizer_updates_in_place_are_seen(backend):
         (ref * ref).sum().backward()
         ref_opt.step()
         close(p, ref)
+
+
+class Cube(Function):
+    """Modern style, with a deliberately scaled backward to prove the user's rule is used."""
+
+    @staticmethod
+    def forward(ctx, x, k):
+        ctx.save_for_backward(x)
+        ctx.k = k
+        return x * x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * 3 * x * x * ctx.k, None
+
+
+def test_modern_custom_function_is_traced_with_its_backward(backend):
+    cf = torch.compile(lambda x: Cube.apply(x, 10.0).sum(), backend=backend)
+    x = torch.randn(5, requires_grad=True)
+    for _ in range(2):
+        x.grad = None
+        cf(x).backward()
+        close(x.grad, 30 * x.detach() * x.detach())
+    assert cf.cache_info().hits == 1
+
+
+def test_debug_level_5_prints_traced_and_optimised_graphs(backend, monkeypatch, capsys):
+    monkeypatch.setenv("KILN_DEBUG", "5")
+    cf = torch.compile(lambda x: (x * 1.0).exp().sum(), backend=backend)
+    cf(torch.ones(3, requires_grad=True))
+    err = capsys.readouterr().err
+    assert "traced graph" in err and "optimised forward graph" in err
+    assert "optimised backward graph" in err and "test_compile.py" in err  # source lines
+
+
+@pytest.mark.parametrize("fuse, kernels", [(True, 1), (False, 4)])
+def test_w1_kernel_counts_through_compile(fuse, kernels):
+    if "llvm" not in BACKENDS:
+        pytest.skip("the llvm backend is not available")
+    cf = torch.compile(lambda x, a, b: x * torch.sigmoid(x) * a + b, fuse=fuse)
+    x, a, b = torch.randn(1000), torch.randn(1000), torch.randn(1000)
+    cf(x, a, b)
+    assert cf.kernel_count() == kernels
