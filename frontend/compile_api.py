@@ -18,7 +18,7 @@ import warnings
 from collections import OrderedDict, namedtuple
 
 
-from compiler.backends.registry import BACKENDS
+from compiler.backends.registry import check_backend
 from runtime import debug
 from .autograd.grad_mode import is_grad_enabled
 from .call_signature import describe_change, flatten, tensor_key, unflatten
@@ -34,8 +34,7 @@ RECOMPILE_WARNING_AFTER = 8
 def compile(model_or_function=None, *, backend="llvm", fuse=True, fullgraph=False,
             check=False, **_unused):
     """Return a compiled callable (see API.md). Usable as ``@frontend.compile`` too."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    check_backend(backend)      # unknown name, or "opencl" without a usable device
     if model_or_function is None:
         return lambda fn: compile(fn, backend=backend, fuse=fuse, fullgraph=fullgraph,
                                   check=check)

@@ -1,0 +1,258 @@
+"""The ``"opencl"`` backend: graph -> fused kernels -> OpenCL C -> device program -> Executable.
+
+``compile_graph(graph, fuse=True)`` shares everything up to the kernel IR with the LLVM
+backend (``kernel_plan.lower_all``: the same fusion plan, the same kernels, the same
+names), then:
+
+1. ``opencl_loops`` / ``opencl_matmul`` print each kernel as OpenCL C, shaped for the
+   device ``runtime.opencl_device`` chose (``Target``: work-group sizes, tile depth);
+2. all kernels of the graph go into one program, built by ``runtime.opencl_build``
+   (in-memory and on-disk binary cache; one driver invocation per graph rather than per
+   kernel, which is most of the cold compile time);
+3. ``passes.memory.plan_memory`` places intermediates in one device arena;
+4. ``runtime.opencl_executor.CLExecutor`` runs the launches, with host transfers only at
+   graph inputs and outputs.
+
+Ops without a kernel form run their NumPy reference kernel on the host (``HostCall``),
+counted in ``opaque_kernels``. A kernel the device cannot run (float64 without
+``cl_khr_fp64``) is a ``OpenCLUnsupportedError`` naming the kernel, its ops and dtype.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from runtime import debug as kiln_debug
+from runtime import opencl_build
+from runtime.opencl_device import device as get_device
+from runtime.opencl_executor import CLExecutor, CLLaunch, CLProgram, HostCall
+
+from ..kernel_ir.kernels import LoopKernel, MatmulKernel, OpaqueKernel, ScatterKernel
+from ..kernel_ir.printer import to_text
+from ..ops import REGISTRY
+from ..passes.fusion import plan_fusion
+from ..passes.memory import plan_memory
+from .base import Executable, KernelInfo
+from .kernel_plan import lower_all
+from .opencl_loops import print_loop_kernel, print_scatter_kernel
+from .opencl_matmul import print_matmul_kernel
+from .opencl_printer import OpenCLUnsupported, preamble
+
+
+class OpenCLUnsupportedError(RuntimeError):
+    """A kernel needs something the chosen OpenCL device lacks."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The device facts and the sizing policy the printers use.
+
+    GPUs: 256 work-items per group (a multiple of every vendor's SIMD width), tile depth
+    16 for the matmul (8 KiB of local memory per operand pair), index arithmetic in
+    ``int`` where it fits. CPU runtimes: Intel's vectoriser packs 16 work-items of
+    dimension 0 into one AVX-512 register, so groups are multiples of 16; a row
+    reduction uses one such group (measured fastest for W2's rows of 1024, and its
+    partials combine after a single barrier); elementwise work-items take 8 points each;
+    a deeper matmul step (32) halves the barriers per flop."""
+
+    device: object
+    is_cpu: bool
+    fp64: bool
+    simd: int
+    item_group: int
+    group_size: int
+    item_unroll: int
+    matmul_tk: int
+    min_groups: int
+    max_work_group_size: int
+    local_mem_size: int
+
+
+def target_for(dev) -> Target:
+    """The sizing policy for ``dev``. ``KILN_OPENCL_STYLE=gpu`` (or ``cpu``) prints for the
+    other kind of device: how the GPU-shaped kernels are tested on a machine without a GPU."""
+    style = os.environ.get("KILN_OPENCL_STYLE", "").strip().lower()
+    cpu = dev.is_cpu if style not in ("cpu", "gpu") else style == "cpu"
+    cap = dev.max_work_group_size
+    return Target(device=dev, is_cpu=cpu, fp64=dev.fp64, simd=16 if cpu else 32,
+                  item_group=min(256, cap), group_size=min(16 if cpu else 256, cap),
+                  item_unroll=8 if cpu else 1,
+                  matmul_tk=32 if cpu else 16, min_groups=2 * dev.compute_units,
+                  max_work_group_size=cap, local_mem_size=dev.local_mem_size)
+
+
+def print_kernel(kernel, target):
+    if isinstance(kernel, LoopKernel):
+        return print_loop_kernel(kernel, target, target.fp64)
+    if isinstance(kernel, MatmulKernel):
+        return print_matmul_kernel(kernel, target, target.fp64)
+    if isinstance(kernel, ScatterKernel):
+        return print_scatter_kernel(kernel, target, target.fp64)
+    raise TypeError(kernel)
+
+
+def _ops_of(graph, kernel):
+    return ", ".join(f"%{n} {graph.nodes[n]['op']}" for n in kernel.nodes
+                     if graph.nodes[n]["op"] not in ("input", "const"))
+
+
+def _host_step(graph, kernel, slot_of):
+    """An opaque kernel: the op's NumPy reference on the host."""
+    n = kernel.nodes[-1]
+    d = graph.nodes[n]
+    ref, attrs, dtype = REGISTRY[d["op"]].ref, d["attrs"], d["dtype"].np
+    args = []
+    for a in d["args"]:
+        if graph.nodes[a]["op"] == "const":
+            args.append(("const", graph.nodes[a]["attrs"]["value"]))
+        else:
+            args.append(("slot", slot_of[a]))
+    out = slot_of[n]
+
+    def run(arrays):
+        with np.errstate(all="ignore"):
+            value = ref(*(arrays[v] if k == "slot" else v for k, v in args), **attrs)
+        np.copyto(arrays[out], np.asarray(value).astype(dtype, copy=False))
+    reads = tuple(sorted({v for k, v in args if k == "slot"}))
+    return run, reads, (out,)
+
+
+class OpenCLExecutable(Executable):
+    def __init__(self, graph, kernels, infos, executor, plan, memory, compile_s, device,
+                 program_source):
+        self.graph = graph
+        self.kernel_ir = kernels
+        self.kernels = infos
+        self.executor = executor
+        self.fusion = plan
+        self.memory = memory
+        self.compile_seconds = compile_s
+        self.device = device
+        self.program_source = program_source
+
+    @property
+    def opaque_kernels(self):
+        return [k.name for k in self.kernel_ir if isinstance(k, OpaqueKernel)]
+
+    def run(self, inputs, capture=False):
+        return self.executor.run(inputs, capture=capture)
+
+    @property
+    def fresh_outputs(self):
+        outputs = self.executor.program.outputs   # output slots get a new host array per call
+        slots = [value for kind, value in outputs if kind == "slot"]
+        return [kind == "slot" and slots.count(value) == 1 for kind, value in outputs]
+
+
+def compile_graph(graph, fuse=True, debug=0, device=None):
+    """Compile ``graph`` for the OpenCL device (``device``: a selector as for
+    ``KILN_OPENCL_DEVICE``; default: that variable, else the first usable device)."""
+    start = time.perf_counter()
+    dev = get_device(device)
+    target = target_for(dev)
+    plan = plan_fusion(graph, fuse=fuse)
+    kernels = lower_all(graph, plan)
+    nodes = graph.nodes
+
+    # -- slots: one per distinct value any kernel touches -----------------------------
+    slot_of, buffers, constants = {}, {}, {}
+
+    def slot(n):
+        if n not in slot_of:
+            slot_of[n] = len(slot_of)
+            d = nodes[n]
+            buffers[slot_of[n]] = (tuple(d["shape"]), d["dtype"].np)
+            if d["op"] == "const":
+                constants[slot_of[n]] = np.asarray(d["attrs"]["value"], d["dtype"].np)
+        return slot_of[n]
+    for n in graph.inputs:
+        slot(n)
+    for k in kernels:
+        for b in k.buffers:
+            if not b.local:
+                slot(b.node)
+    outputs = set(graph.outputs)
+    intermediates = {n for n in slot_of if nodes[n]["op"] not in ("input", "const")
+                     and n not in outputs}
+    steps_rw = [([b.node for b in k.buffers if not b.written and not b.local],
+                 [b.node for b in k.buffers if b.written and not b.local]) for k in kernels]
+    memory = plan_memory(steps_rw, intermediates,
+                         lambda n: math.prod(nodes[n]["shape"]) * nodes[n]["dtype"].itemsize)
+    arena = {slot_of[n]: off for n, off in memory.offsets.items()}
+
+    # -- code: every kernel printed, then one program for the graph -------------------
+    printed, infos = [], []
+    for k in kernels:
+        if isinstance(k, OpaqueKernel):
+            printed.append(None)
+            continue
+        try:
+            pk = print_kernel(k, target)
+        except OpenCLUnsupported as e:
+            raise OpenCLUnsupportedError(
+                f"the OpenCL device {dev.describe()} cannot run kernel {k.name!r} (ops: "
+                f"{_ops_of(graph, k)}): it needs {e}, and the device lacks cl_khr_fp64. "
+                f"Use float32 tensors, backend='llvm', or a device with fp64 "
+                f"(KILN_OPENCL_DEVICE).") from None
+        printed.append(pk)
+        if kiln_debug.level() >= 4:
+            kiln_debug.log(4, f"kernel IR and OpenCL C of {k.name}:\n{to_text(k)}\n{pk.source}")
+    bodies = [pk for pk in printed if pk is not None]
+    source = ""
+    program = None
+    if bodies:
+        helpers = set().union(*(pk.helpers for pk in bodies))
+        pre = preamble(helpers, any(pk.fp64 for pk in bodies))
+        source = (pre + "\n\n" if pre else "") + "\n".join(pk.body for pk in bodies)
+        program = opencl_build.build(source, dev, name=f"{graph.name or 'graph'} "
+                                     f"({len(bodies)} kernels)")
+
+    steps = []
+    for k, pk in zip(kernels, printed):
+        outs = tuple((slot_of[b.node], b.node) for b in k.buffers if b.written and not b.local)
+        if pk is None:
+            fn, reads, writes = _host_step(graph, k, slot_of)
+            steps.append(HostCall(k.name, fn, reads, writes, k.flops, k.bytes, outs))
+            infos.append(KernelInfo(k.name, list(k.nodes), list(k.outputs), "", k.flops, k.bytes,
+                                    {"opaque": k.op, "reason": k.reason}))
+            continue
+        launches = [(ln.entry, ln.global_size, ln.local_size) for ln in pk.launches
+                    if math.prod(ln.global_size) > 0]
+        steps.append(CLLaunch(k.name, launches,
+                              tuple(slot_of[b.node] for b in k.buffers if not b.local),
+                              k.flops, k.bytes, outs))
+        infos.append(KernelInfo(k.name, list(k.nodes), list(k.outputs), pk.source, k.flops,
+                                k.bytes, {"kind": pk.kind, "launches": [
+                                    (ln.entry, ln.global_size, ln.local_size) for ln in pk.launches]}))
+
+    inputs = [(slot_of[n], tuple(nodes[n]["shape"]), nodes[n]["dtype"].np,
+               nodes[n]["attrs"].get("name", f"%{n}")) for n in graph.inputs]
+    out_specs = []
+    for o in graph.outputs:
+        op = nodes[o]["op"]
+        if op == "input":
+            out_specs.append(("input", graph.inputs.index(o)))
+        elif op == "const":
+            out_specs.append(("const", np.asarray(nodes[o]["attrs"]["value"], nodes[o]["dtype"].np)))
+        else:
+            out_specs.append(("slot", slot_of[o]))
+    cl_program = CLProgram(num_slots=len(slot_of), inputs=inputs, outputs=out_specs,
+                           buffers=buffers, arena=arena, constants=constants, steps=steps,
+                           arena_bytes=memory.arena_bytes, program=program)
+    executor = CLExecutor(cl_program, dev)
+    seconds = time.perf_counter() - start
+    opaque = [k.name for k in kernels if isinstance(k, OpaqueKernel)]
+    kiln_debug.log(1, f"opencl: {graph.name}: {len(kernels)} kernels on {dev.name} "
+                      f"({'fused' if fuse else 'unfused'}"
+                      f"{', opaque: ' + ', '.join(opaque) if opaque else ''}), "
+                      f"{memory.describe()}, {seconds:.3f} s")
+    exe = OpenCLExecutable(graph, kernels, infos, executor, plan, memory, seconds, dev, source)
+    exe.fuse = fuse
+    return exe
+
+
+__all__ = ["compile_graph", "OpenCLExecutable", "OpenCLUnsupportedError", "Target", "target_for"]

@@ -1,0 +1,285 @@
+"""Run a compiled program on an OpenCL device: kernel launches over device buffers.
+
+The OpenCL counterpart of ``runtime.executor``. Every value a kernel touches has a
+*slot*; a slot is bound to ``(cl.Buffer, element offset)``, which is exactly what each
+kernel parameter pair ``(pointer, offset)`` receives. Bound once, when the executor is
+built: the arena holding every intermediate (one device buffer; the memory plan's
+offsets become kernel arguments, so dead intermediates' bytes are reused and nothing
+between two kernels ever goes back to the host) and the constants (uploaded once).
+Bound per call: graph inputs and outputs, the only host transfers:
+
+- on devices that share memory with the host (CPU runtimes), an input array is
+  *wrapped* (``CL_MEM_USE_HOST_PTR``, read-only) rather than copied. The wrap starts at
+  the array's address rounded down to the device's base alignment and the offset
+  argument skips the difference: runtimes copy host pointers that are not so aligned,
+  and NumPy's allocations usually are not. Outputs are fresh aligned host arrays,
+  wrapped the same way and mapped once after the last kernel so their bytes are
+  guaranteed visible to the host;
+- elsewhere (GPUs), inputs are copied into per-slot device buffers and outputs copied
+  back after the last kernel.
+
+Steps that run on the host (``HostCall``: an op's NumPy reference kernel) read their
+arguments back and write their result to the device around the call.
+"""
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from . import debug
+
+
+@dataclass
+class CLLaunch:
+    name: str
+    kernels: list                # [(entry point name, global size, local size)], in order
+    slots: tuple                 # slot of each buffer parameter pair, in parameter order
+    flops: int = 0
+    bytes: int = 0
+    outputs: tuple = ()          # (slot, key) of the values it produces, for capture
+
+
+@dataclass
+class HostCall:
+    """A step run by Python: ``fn(arrays)`` reads ``reads`` and fills ``writes``
+    (dicts of slot -> NumPy array)."""
+
+    name: str
+    fn: Callable
+    reads: tuple
+    writes: tuple
+    flops: int = 0
+    bytes: int = 0
+    outputs: tuple = ()
+
+
+@dataclass
+class CLProgram:
+    num_slots: int
+    inputs: list                 # per graph input: (slot or None, shape, numpy dtype, name)
+    outputs: list                # ("slot", s) | ("input", i) | ("const", array)
+    buffers: dict                # slot -> (shape, numpy dtype)
+    arena: dict                  # slot -> byte offset into the arena (intermediates)
+    constants: dict              # slot -> numpy array
+    steps: list                  # CLLaunch | HostCall
+    arena_bytes: int = 0
+    program: object = None       # the built pyopencl.Program holding every entry point
+    extra: dict = field(default_factory=dict)
+
+
+def _nbytes(shape, dtype):
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+class CLExecutor:
+    def __init__(self, program: CLProgram, device):
+        import pyopencl as cl
+        self.cl, self.program, self.device = cl, program, device
+        self.ctx, self.queue = device.context, device.queue
+        self.zero_copy = device.unified_memory
+        self.align = max(device.base_align, 64)
+        self._lock = threading.Lock()
+        p, mf = program, cl.mem_flags
+        self._dummy = cl.Buffer(self.ctx, mf.READ_WRITE, 64)
+        self.binding = [None] * p.num_slots            # slot -> (buffer, element offset)
+        self.arena = cl.Buffer(self.ctx, mf.READ_WRITE, max(p.arena_bytes, 64))
+        for slot, offset in p.arena.items():
+            itemsize = np.dtype(p.buffers[slot][1]).itemsize
+            self.binding[slot] = (self.arena, offset // itemsize)
+        self._constants = {}
+        for slot, array in p.constants.items():
+            array = np.ascontiguousarray(array, dtype=p.buffers[slot][1])
+            self._constants[slot] = array
+            if array.nbytes:
+                buf = cl.Buffer(self.ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=array)
+            else:
+                buf = self._dummy
+            self.binding[slot] = (buf, 0)
+        self._fresh = sorted({o[1] for o in p.outputs if o[0] == "slot"})
+        self._dynamic = {s for s, *_ in p.inputs if s is not None} | set(self._fresh)
+        # GPUs: persistent device buffers for inputs and outputs, copied each call
+        self._device_io = {}
+        if not self.zero_copy:
+            for slot in sorted(self._dynamic):
+                shape, dtype = p.buffers[slot]
+                n = _nbytes(shape, dtype)
+                self._device_io[slot] = cl.Buffer(self.ctx, mf.READ_WRITE, max(n, 64))
+        # one kernel object per launch (argument state is per object), static arguments
+        # set once; remember where the per-call ones go
+        self._per_call = []                          # (kernel, arg index, slot)
+        self.launches = {}                           # id(step) -> [(kernel, global, local)]
+        for step in p.steps:
+            if not isinstance(step, CLLaunch):
+                continue
+            made = [(cl.Kernel(p.program, entry), glob, local) for entry, glob, local in step.kernels]
+            self.launches[id(step)] = made
+            for kernel, _, _ in made:
+                for k, slot in enumerate(step.slots):
+                    if slot in self._dynamic:
+                        self._per_call.append((kernel, 2 * k, slot))
+                    else:
+                        buf, off = self.binding[slot]
+                        kernel.set_arg(2 * k, buf)
+                        kernel.set_arg(2 * k + 1, np.int64(off))
+
+    # -- binding per call ------------------------------------------------------------
+    def _wrap(self, x, writable):
+        """A buffer over host array ``x`` without copying, and the element offset of
+        ``x`` in it (see the module docstring)."""
+        cl = self.cl
+        if x.nbytes == 0:
+            return self._dummy, 0
+        addr = x.ctypes.data
+        delta = addr % self.align
+        if delta % x.itemsize:
+            raise ValueError("misaligned array")
+        size = x.nbytes + delta
+        size += (-size) % 64
+        host = (ctypes.c_char * size).from_address(addr - delta)
+        flags = cl.mem_flags.USE_HOST_PTR | (cl.mem_flags.READ_WRITE if writable
+                                             else cl.mem_flags.READ_ONLY)
+        return cl.Buffer(self.ctx, flags, hostbuf=host), delta // x.itemsize
+
+    def _aligned_empty(self, shape, dtype):
+        n = _nbytes(shape, dtype)
+        raw = np.empty(n + self.align, np.uint8)
+        start = (-raw.ctypes.data) % self.align
+        return raw[start:start + n].view(dtype).reshape(shape)
+
+    def _bind_inputs(self, inputs, keep):
+        cl, p = self.cl, self.program
+        for i, (slot, shape, dtype, name) in enumerate(p.inputs):
+            x = inputs[i]
+            if type(x) is not np.ndarray or x.dtype != dtype or not x.flags.c_contiguous:
+                x = np.ascontiguousarray(x, dtype=dtype)
+                inputs[i] = x
+            if x.shape != shape:
+                raise ValueError(f"input {i} ({name}) has shape {x.shape}, but the graph was "
+                                 f"compiled for {shape}")
+            if slot is None:
+                continue
+            if self.zero_copy:
+                try:
+                    self.binding[slot] = self._wrap(x, writable=False)
+                except ValueError:
+                    y = self._aligned_empty(x.shape, x.dtype)
+                    np.copyto(y, x)
+                    keep.append(y)
+                    self.binding[slot] = self._wrap(y, writable=False)
+            else:
+                buf = self._device_io[slot]
+                if x.nbytes:
+                    cl.enqueue_copy(self.queue, buf, x, is_blocking=False)
+                self.binding[slot] = (buf, 0)
+
+    def _output_array(self, slot):
+        shape, dtype = self.program.buffers[slot]
+        return self._aligned_empty(shape, dtype) if self.zero_copy else np.empty(shape, dtype)
+
+    def _bind_outputs(self):
+        hosts = {}
+        for slot in self._fresh:
+            host = self._output_array(slot)
+            if self.zero_copy:
+                self.binding[slot] = self._wrap(host, writable=True)
+            else:
+                self.binding[slot] = (self._device_io[slot], 0)
+            hosts[slot] = host
+        for kernel, index, slot in self._per_call:
+            buf, off = self.binding[slot]
+            kernel.set_arg(index, buf)
+            kernel.set_arg(index + 1, np.int64(off))
+        return hosts
+
+    def _collect_outputs(self, hosts):
+        cl = self.cl
+        if self.zero_copy:
+            # wait for the kernels first: Intel's CPU runtime serves a blocking map that is
+            # queued behind running kernels through a slow path (it doubled W1's time)
+            self.queue.finish()
+        for slot, host in hosts.items():
+            if not host.nbytes:
+                continue
+            buf, off = self.binding[slot]
+            if self.zero_copy:   # mapping makes the runtime's writes visible to the host
+                mapped, _ = cl.enqueue_map_buffer(self.queue, buf, cl.map_flags.READ, 0,
+                                                  (buf.size,), np.uint8, is_blocking=True)
+                mapped.base.release(self.queue)
+            else:
+                cl.enqueue_copy(self.queue, host, buf, is_blocking=False)
+        self.queue.finish()
+
+    # -- reading and writing single values ---------------------------------------------
+    def read(self, slot):
+        """The current value of ``slot`` as a new host array (blocking)."""
+        shape, dtype = self.program.buffers[slot]
+        host = np.empty(shape, dtype)
+        if host.nbytes:
+            buf, off = self.binding[slot]
+            self.cl.enqueue_copy(self.queue, host, buf, src_offset=off * host.itemsize,
+                                 is_blocking=True)
+        return host
+
+    def write(self, slot, value):
+        shape, dtype = self.program.buffers[slot]
+        host = np.ascontiguousarray(np.asarray(value).astype(dtype, copy=False).reshape(shape))
+        if host.nbytes:
+            buf, off = self.binding[slot]
+            self.cl.enqueue_copy(self.queue, buf, host, dst_offset=off * host.itemsize,
+                                 is_blocking=True)
+
+    # -- calling ---------------------------------------------------------------------
+    def run(self, inputs, capture=False):
+        p = self.program
+        if len(inputs) != len(p.inputs):
+            raise ValueError(f"compiled graph takes {len(p.inputs)} inputs, got {len(inputs)}")
+        with self._lock:
+            inputs, keep = list(inputs), []
+            self._bind_inputs(inputs, keep)
+            hosts = self._bind_outputs()
+            produced = {} if capture else None
+            timed = debug.level() >= 2
+            for step in p.steps:
+                t0 = time.perf_counter() if timed else 0.0
+                if isinstance(step, CLLaunch):
+                    for kernel, glob, local in self.launches[id(step)]:
+                        self.cl.enqueue_nd_range_kernel(self.queue, kernel, glob, local)
+                else:
+                    self._host_call(step)
+                if timed:
+                    self.queue.finish()
+                    dt = max(time.perf_counter() - t0, 1e-9)
+                    debug.log(2, f"{step.name}: {dt * 1e3:.3f} ms, {step.bytes / dt / 1e9:.2f} GB/s, "
+                                 f"{step.flops / dt / 1e9:.2f} GFLOP/s")
+                if produced is not None:
+                    for slot, key in step.outputs:
+                        produced[key] = self.read(slot)
+            self._collect_outputs(hosts)
+            out = []
+            for kind, value in p.outputs:
+                if kind == "slot":
+                    out.append(hosts[value])
+                elif kind == "input":
+                    out.append(inputs[value])
+                else:
+                    out.append(value)
+            for slot in self._dynamic:       # do not keep the caller's arrays alive
+                self.binding[slot] = None
+            return (out, produced) if capture else out
+
+    def _host_call(self, step: HostCall):
+        arrays = {slot: self.read(slot) for slot in step.reads}
+        for slot in step.writes:
+            shape, dtype = self.program.buffers[slot]
+            arrays[slot] = np.empty(shape, dtype)
+        step.fn(arrays)
+        for slot in step.writes:
+            self.write(slot, arrays[slot])
+
+
+__all__ = ["CLLaunch", "HostCall", "CLProgram", "CLExecutor"]

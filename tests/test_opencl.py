@@ -1,0 +1,350 @@
+"""The OpenCL backend's own cases (the shared compile suites run on it too, through
+test_compile.BACKENDS): awkward sizes, 0-d/size-1/empty tensors, int64 index ops,
+float64, device selection and the no-device error, the on-disk program cache, build logs
+in errors, and the kernel-by-kernel comparison with the LLVM backend."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import frontend as torch
+import frontend.nn as nn
+import frontend.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+from runtime.opencl_device import OpenCLUnavailableError, device
+
+try:
+    DEVICE = device()
+except OpenCLUnavailableError:      # the no-device error test below still runs
+    DEVICE = None
+
+needs_device = pytest.mark.skipif(DEVICE is None, reason="no usable OpenCL device")
+
+
+def compiled_result(fn, *args, fuse=True, backend="opencl", **kw):
+    """The second call's result (the first call traces and returns eager results)."""
+    cf = torch.compile(fn, backend=backend, fuse=fuse, **kw)
+    cf(*args)
+    return cf(*args)
+
+
+def close(got, want, tol=1e-5):
+    np.testing.assert_allclose(np.asarray(got.detach().numpy(), np.float64),
+                               np.asarray(want.detach().numpy(), np.float64), rtol=tol, atol=tol)
+
+
+def run_python(code, env=None, timeout=240):
+    full = dict(os.environ, **(env or {}))
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=full,
+                         capture_output=True, text=True, timeout=timeout)
+    return out
+
+
+# -- shapes ------------------------------------------------------------------------------
+@needs_device
+@pytest.mark.parametrize("n", [1, 7, 255, 257, 1000, 4097, 70001])
+@pytest.mark.parametrize("fuse", [True, False], ids=["fused", "unfused"])
+def test_elementwise_sizes_not_multiples_of_the_work_group(n, fuse):
+    def f(x, a):
+        return x * torch.sigmoid(x) * a + 1
+    x, a = torch.randn(n), torch.randn(n)
+    close(compiled_result(f, x, a, fuse=fuse), f(x, a))
+
+
+@needs_device
+@pytest.mark.parametrize("shape", [(1, 1), (3, 1), (5, 33), (37, 100), (9, 1031), (2, 70000)])
+def test_row_reductions_of_awkward_sizes(shape):
+    def f(x):
+        return (F.layer_norm(F.softmax(x, dim=-1), (shape[-1],), eps=1e-5),
+                x.max(dim=1)[0], x.argmax(1), x.sum(0), x.mean())
+    x = torch.randn(*shape)
+    for got, want in zip(compiled_result(f, x), f(x)):
+        close(got, want, tol=1e-4)
+
+
+@needs_device
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (3, 5, 2), (65, 33, 17), (100, 257, 31),
+                                   (16, 64, 16), (130, 70, 129)])
+def test_matmul_sizes_and_epilogue(m, k, n):
+    def f(a, b, bias):
+        return torch.relu(a @ b + bias), a.t().t() @ b
+    a, b, bias = torch.randn(m, k), torch.randn(k, n), torch.randn(n)
+    for got, want in zip(compiled_result(f, a, b, bias), f(a, b, bias)):
+        close(got, want, tol=1e-4)
+
+
+@needs_device
+def test_batched_matmul_and_transposed_operands():
+    def f(a, b, c):
+        return torch.bmm(a, b), a.transpose(1, 2).transpose(1, 2) @ c.transpose(1, 2)
+    a, b, c = torch.randn(3, 17, 9), torch.randn(3, 9, 21), torch.randn(3, 5, 9)
+    for got, want in zip(compiled_result(f, a, b, c), f(a, b, c)):
+        close(got, want, tol=1e-4)
+
+
+@needs_device
+@pytest.mark.parametrize("shape", [(), (1,), (1, 1), (0,), (0, 4)])
+def test_zero_dim_size_one_and_empty_tensors(shape):
+    def f(x):
+        return torch.exp(x) * 2 + 1, (x * x).sum(), torch.relu(x - 0.5)
+    x = torch.randn(*shape) if shape else torch.tensor(0.75)
+    for got, want in zip(compiled_result(f, x), f(x)):
+        close(got, want)
+
+
+@needs_device
+def test_convolution_pooling_and_training_step():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(0.0), nn.Linear(3 * 4 * 4, 5))
+    cm = torch.compile(model, backend="opencl")
+    x, y = torch.randn(4, 2, 9, 9), torch.randint(0, 5, (4,))
+    for _ in range(2):
+        model.zero_grad()
+        loss = F.cross_entropy(cm(x), y)
+        loss.backward()
+        grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    for g, p in zip(grads, model.parameters()):
+        close(g, p.grad, tol=1e-4)
+
+
+# -- int64 index ops and float64 ---------------------------------------------------------
+@needs_device
+def test_int64_index_ops_embedding_cross_entropy_argmax_indexing():
+    torch.manual_seed(1)
+    emb = nn.Embedding(11, 6, padding_idx=0)
+    idx = torch.tensor([[1, 0, 10], [3, 3, 7]])
+    target = torch.tensor([2, 5])
+
+    def f(i, t):
+        h = emb(i).sum(1)
+        return F.cross_entropy(h, t), h.argmax(1), h[torch.arange(2), t % 6]
+    cf = torch.compile(f, backend="opencl")
+    cf(idx, target)
+    emb.zero_grad()
+    loss, am, g = cf(idx, target)
+    loss.backward()
+    got_grad = emb.weight.grad.clone()
+    emb.zero_grad()
+    loss_e, am_e, g_e = f(idx, target)
+    loss_e.backward()
+    close(loss, loss_e)
+    assert am.dtype == torch.int64 and am.tolist() == am_e.tolist()
+    close(g, g_e)
+    close(got_grad, emb.weight.grad)
+
+
+@needs_device
+def test_float64_where_the_device_supports_it():
+    if not DEVICE.fp64:
+        pytest.skip("device without cl_khr_fp64 (the error case is tested separately)")
+
+    def f(x, w):
+        return torch.tanh(x @ w).sum(1) / 3
+    x, w = torch.randn(5, 7).double(), torch.randn(7, 4).double()
+    got = compiled_result(f, x, w)
+    assert got.dtype == torch.float64
+    np.testing.assert_allclose(got.numpy(), f(x, w).numpy(), rtol=1e-12, atol=1e-12)
+
+
+@needs_device
+def test_float64_on_a_device_without_fp64_names_the_op_and_dtype(monkeypatch):
+    import dataclasses
+    from compiler.backends import opencl
+    real = opencl.target_for
+    monkeypatch.setattr(opencl, "target_for", lambda dev: dataclasses.replace(real(dev), fp64=False))
+    cf = torch.compile(lambda x: torch.exp(x) + 1, backend="opencl")
+    x = torch.randn(4).double()
+    with pytest.raises(opencl.OpenCLUnsupportedError, match=r"float64.*cl_khr_fp64") as info:
+        cf(x)
+    assert "exp" in str(info.value)
+    close(compiled_result(lambda x: torch.exp(x) + 1, x.float()), torch.exp(x.float()) + 1)
+
+
+# -- devices -----------------------------------------------------------------------------
+@needs_device
+def test_device_selection_by_index_and_name():
+    code = """
+        from runtime.opencl_device import device
+        import frontend as torch
+        d = device()
+        f = torch.compile(lambda x: x * 2, backend="opencl")
+        x = torch.ones(3); f(x)
+        print(d.index, d.name, f(x).tolist())
+    """
+    by_index = run_python(code, {"KILN_OPENCL_DEVICE": str(DEVICE.index), "KILN_DEBUG": "1"})
+    assert by_index.returncode == 0, by_index.stderr
+    assert by_index.stdout.split()[0] == str(DEVICE.index)
+    assert "[2.0, 2.0, 2.0]" in by_index.stdout
+    assert f"selected by '{DEVICE.index}'" in by_index.stderr
+    word = DEVICE.platform.split()[0].strip("()")
+    by_name = run_python(code, {"KILN_OPENCL_DEVICE": word})
+    assert by_name.returncode == 0, by_name.stderr
+    bogus = run_python(code, {"KILN_OPENCL_DEVICE": "no-such-device-xyz"})
+    assert bogus.returncode != 0
+    assert "matches no OpenCL device" in bogus.stderr and DEVICE.name in bogus.stderr
+
+
+def test_no_platform_is_a_clear_error_not_a_fallback(tmp_path):
+    code = """
+        import frontend as torch
+        try:
+            torch.compile(lambda x: x + 1, backend="opencl")
+        except Exception as e:
+            print(type(e).__name__, e)
+        else:
+            print("NO ERROR")
+    """
+    out = run_python(code, {"OCL_ICD_VENDORS": str(tmp_path / "no-vendors-here")})
+    assert out.returncode == 0, out.stderr
+    assert "OpenCLUnavailableError" in out.stdout
+    assert "pip install intel-opencl-rt intel-cmplr-lib-rt" in out.stdout
+
+
+# -- the program cache and build errors ----------------------------------------------------
+CACHE_PROBE = """
+    import json
+    import numpy as np
+    import frontend as torch
+    from runtime import opencl_build
+    cf = torch.compile(lambda x, w: torch.relu(x @ w).sum(1), backend="opencl")
+    x, w = torch.ones(8, 5), torch.ones(5, 3)
+    cf(x, w)
+    ok = cf(x, w).tolist() == [15.0] * 8
+    print(json.dumps(dict(opencl_build.stats, corrupt=opencl_build.disk_cache.corrupt, ok=ok)))
+"""
+
+
+@needs_device
+def test_program_cache_reused_by_a_second_process_and_corruption_rebuilt(tmp_path):
+    env = {"KILN_CACHE_DIR": str(tmp_path)}
+
+    def probe():
+        out = run_python(CACHE_PROBE, env)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    first = probe()
+    assert first["ok"] and first["compiled"] >= 1 and first["from_disk"] == 0
+    second = probe()
+    assert second["ok"] and second["compiled"] == 0 and second["from_disk"] == first["compiled"]
+    entries = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path) for f in fs
+               if f.endswith(".kobj")]
+    assert len(entries) == first["compiled"]
+    for path in entries:
+        blob = bytearray(open(path, "rb").read())
+        blob[len(blob) // 2] ^= 0xFF
+        open(path, "wb").write(bytes(blob))
+    third = probe()
+    assert third["ok"] and third["corrupt"] == len(entries) and third["compiled"] == len(entries)
+    fourth = probe()
+    assert fourth["ok"] and fourth["compiled"] == 0
+
+
+@needs_device
+def test_a_kernel_that_fails_to_compile_carries_the_build_log():
+    from runtime.opencl_build import OpenCLBuildError, build
+    source = ("__kernel void broken(__global float* x)\n{\n"
+              "    x[get_global_id(0)] = undefined_name + 1.0f;\n}\n")
+    with pytest.raises(OpenCLBuildError) as info:
+        build(source, DEVICE, name="broken")
+    message = str(info.value)
+    assert "broken" in message and "undefined_name" in message
+    assert "3>" in message          # the numbered source line the log points at
+
+
+@needs_device
+def test_printer_bug_surfaces_as_build_error_naming_the_graph(monkeypatch):
+    from compiler.backends import opencl_loops
+    from runtime.opencl_build import OpenCLBuildError
+    real = opencl_loops.emit_store
+    monkeypatch.setattr(opencl_loops, "emit_store",
+                        lambda p, s: (real(p, s), p.out.emit("this is not C;")))
+    cf = torch.compile(lambda x: x * 3 + 1, backend="opencl")
+    with pytest.raises(OpenCLBuildError, match="failed to compile") as info:
+        cf(torch.randn(5))
+    assert "this is not C" in str(info.value)
+
+
+# -- debugging -----------------------------------------------------------------------------
+@needs_device
+def test_debug_level_4_prints_the_opencl_c(monkeypatch, capsys):
+    monkeypatch.setenv("KILN_DEBUG", "4")
+    compiled_result(lambda x: torch.sigmoid(x) * 2, torch.randn(6))
+    err = capsys.readouterr().err
+    assert "__kernel void" in err and "sigmoid" in err
+
+
+@needs_device
+def test_debug_level_2_times_each_kernel(monkeypatch, capsys):
+    cf = torch.compile(lambda x: (x.exp() * 2).sum(), backend="opencl")
+    x = torch.randn(50)
+    cf(x)
+    monkeypatch.setenv("KILN_DEBUG", "2")
+    cf(x)
+    assert "GB/s" in capsys.readouterr().err
+
+
+@needs_device
+def test_intermediates_stay_in_the_device_arena():
+    cf = torch.compile(lambda x: torch.exp(x).sum(1) * 2, backend="opencl", fuse=False)
+    x = torch.randn(30, 40)
+    cf(x)
+    exe = next(e for e in cf._cache.values() if not isinstance(e, str)).forward
+    program = exe.executor.program
+    assert len(program.steps) >= 3 and program.arena     # the exp and sum results live there
+    assert all(type(s).__name__ == "CLLaunch" for s in program.steps)
+
+
+@needs_device
+def test_opencl_kernels_compared_with_llvm_kernels_one_by_one(monkeypatch):
+    from compiler.check import KernelMismatch
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+    cm = torch.compile(model, backend="opencl", check="llvm")
+    x = torch.randn(5, 6)
+    cm(x)
+    close(cm(x), model(x))                               # kernels agree: the call passes
+    entry = next(e for e in cm._compiled._cache.values() if not isinstance(e, str))
+    exe = entry.forward
+    kernel = next(k for k in exe.kernels if any(exe.graph.nodes[n]["op"] == "tanh"
+                                                 for n in k.nodes))
+    original = exe.run
+
+    def miscompiled(inputs, capture=False):
+        outputs, produced = original(inputs, capture=True)
+        produced[kernel.outputs[0]] = produced[kernel.outputs[0]] + 1
+        return (outputs, produced) if capture else outputs
+    monkeypatch.setattr(exe, "run", miscompiled)
+    with pytest.raises(KernelMismatch) as info:
+        cm(x)
+    message = str(info.value)
+    assert kernel.name in message and "llvm" in message and "tanh" in message
+
+
+@needs_device
+def test_gpu_shaped_kernels_run_correctly_here(monkeypatch):
+    """KILN_OPENCL_STYLE=gpu prints what a GPU gets (256-wide groups, halving-tree
+    reductions, int index arithmetic, padded matmul tiles): checked on this device."""
+    monkeypatch.setenv("KILN_OPENCL_STYLE", "gpu")
+
+    def f(x, w):
+        h = torch.relu(x @ w)
+        return F.log_softmax(h, dim=1), h.argmax(1), h.sum(0), F.layer_norm(h, (w.shape[1],))
+    x, w = torch.randn(37, 300), torch.randn(300, 513)
+    cf = torch.compile(f, backend="opencl")
+    cf(x, w)
+    kinds = [k.extra["kind"] for e in cf._cache.values() if not isinstance(e, str)
+             for k in e.forward.kernels]
+    assert any("group of 256" in kind for kind in kinds)
+    for got, want in zip(cf(x, w), f(x, w)):
+        close(got, want, tol=1e-4)
