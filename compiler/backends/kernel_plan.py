@@ -9,11 +9,16 @@ by kernel.
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from runtime import debug as kiln_debug
 
 from ..kernel_ir.simplify import collapse_loops, split_loops
 from ..lowering import LoweringError, kernel_name, lower_group
 from ..passes.fusion import evict, split
+from ..passes.memory import plan_memory
 
 
 def lower_all(graph, plan):
@@ -46,3 +51,35 @@ def lower_all(graph, plan):
 
 
 __all__ = ["lower_all"]
+
+
+def plan_buffers(graph, kernels):
+    """Number every value a kernel touches (a *slot*) and place the intermediates in one
+    arena, reused as values die. Returns ``(slot_of, buffers, constants, memory, arena)``:
+    node -> slot, slot -> (shape, NumPy dtype), slot -> constant array, the memory plan,
+    and slot -> byte offset in the arena. Every backend's executor is fed these."""
+    nodes = graph.nodes
+    slot_of, buffers, constants = {}, {}, {}
+
+    def slot(n):
+        if n not in slot_of:
+            slot_of[n] = len(slot_of)
+            d = nodes[n]
+            buffers[slot_of[n]] = (tuple(d["shape"]), d["dtype"].np)
+            if d["op"] == "const":
+                constants[slot_of[n]] = np.asarray(d["attrs"]["value"], d["dtype"].np)
+    for n in graph.inputs:
+        slot(n)
+    for k in kernels:
+        for b in k.buffers:
+            if not b.local:
+                slot(b.node)
+    outputs = set(graph.outputs)
+    intermediates = {n for n in slot_of if nodes[n]["op"] not in ("input", "const")
+                     and n not in outputs}
+    steps_rw = [([b.node for b in k.buffers if not b.written and not b.local],
+                 [b.node for b in k.buffers if b.written and not b.local]) for k in kernels]
+    memory = plan_memory(steps_rw, intermediates,
+                         lambda n: math.prod(nodes[n]["shape"]) * nodes[n]["dtype"].itemsize)
+    arena = {slot_of[n]: off for n, off in memory.offsets.items()}
+    return slot_of, buffers, constants, memory, arena

@@ -30,9 +30,8 @@ from ..kernel_ir.kernels import LoopKernel, MatmulKernel, OpaqueKernel, ScatterK
 from ..kernel_ir.printer import to_text
 from ..ops import REGISTRY
 from ..passes.fusion import plan_fusion
-from ..passes.memory import plan_memory
 from .base import Executable, KernelInfo
-from .kernel_plan import lower_all  # noqa: F401  (shared with the OpenCL backend)
+from .kernel_plan import lower_all, plan_buffers
 from .llvm_matmul import print_matmul_kernel
 from .llvm_loops import print_loop_kernel, print_scatter_kernel
 from .llvm_printer import module_text
@@ -118,31 +117,7 @@ def compile_graph(graph, fuse=True, debug=0):
     target = llvm_jit.host()
     nodes = graph.nodes
 
-    # -- slots: one per distinct value any kernel touches ---------------------------------
-    slot_of, buffers, constants = {}, {}, {}
-
-    def slot(n):
-        if n not in slot_of:
-            slot_of[n] = len(slot_of)
-            d = nodes[n]
-            buffers[slot_of[n]] = (tuple(d["shape"]), d["dtype"].np)
-            if d["op"] == "const":
-                constants[slot_of[n]] = np.asarray(d["attrs"]["value"], d["dtype"].np)
-        return slot_of[n]
-    for n in graph.inputs:
-        slot(n)
-    for k in kernels:
-        for b in k.buffers:
-            if not b.local:
-                slot(b.node)
-    outputs = set(graph.outputs)
-    intermediates = {n for n in slot_of if nodes[n]["op"] not in ("input", "const")
-                     and n not in outputs}
-    steps_rw = [([b.node for b in k.buffers if not b.written and not b.local],
-                 [b.node for b in k.buffers if b.written and not b.local]) for k in kernels]
-    memory = plan_memory(steps_rw, intermediates,
-                         lambda n: int(np.prod(nodes[n]["shape"], dtype=np.int64)) * nodes[n]["dtype"].itemsize)
-    arena = {slot_of[n]: off for n, off in memory.offsets.items()}
+    slot_of, buffers, constants, memory, arena = plan_buffers(graph, kernels)
 
     # -- code ------------------------------------------------------------------------------
     steps, infos, scratch = [], [], 0
