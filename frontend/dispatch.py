@@ -13,6 +13,8 @@ import numpy as np
 
 from compiler.ops import REGISTRY, Emitter, OpError
 from .autograd.grad_mode import is_grad_enabled
+from .tensor import Tensor
+from .tracing_hook import on_create
 from .autograd.graph import OpNode, stale_message, stale_tensor
 
 # ops whose NumPy kernels may return a view of input 0; the result then shares its
@@ -72,8 +74,6 @@ class EagerEmitter(Emitter):
         return apply(op_name, *inputs, **attrs)
 
     def constant(self, value, dtype):
-        from .tensor import Tensor
-        from .tracing_hook import on_create
         return on_create(Tensor._make(np.asarray(value, dtype.np), dtype))
 
 

@@ -7,7 +7,8 @@ part of the tape that leads to them.
 """
 from __future__ import annotations
 
-from .graph import AccumulateGrad, edge_of
+from .. import tensor as _tensor
+from .graph import AccumulateGrad, accumulate_into, edge_of
 from .grad_mode import set_grad_enabled
 
 
@@ -18,8 +19,7 @@ def _add(a, b, create_graph):
         return a
     if create_graph:
         return a + b
-    from ..tensor import Tensor
-    total = Tensor._make(a._data + b._data, a.dtype)
+    total = _tensor.Tensor._make(a._data + b._data, a.dtype)
     total.__dict__["_owned"] = True  # a fresh sum: .grad may take it without a copy
     return total
 
@@ -124,7 +124,6 @@ def _run_hooks(node, grads):
             if new is not None:
                 grads[nr] = new
     if node._retained:
-        from .graph import accumulate_into
         for nr, ref in node._retained.items():
             t = ref()
             if t is not None and grads[nr] is not None:

@@ -11,7 +11,10 @@ import weakref
 
 import numpy as np
 
+from .. import tensor as _tensor  # a module reference survives the tensor <-> autograd cycle
 from .grad_mode import is_grad_enabled
+
+_emitter_for = None
 
 FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors "
@@ -68,7 +71,7 @@ class AccumulateGrad(Node):
 def accumulate_into(var, grad, create_graph):
     """``var.grad += grad``, with PyTorch's rules: a fresh buffer the first time, so that
     later in-place updates of ``.grad`` never alias another tensor's memory."""
-    from ..tensor import Tensor
+    Tensor = _tensor.Tensor
     if tuple(grad.shape) != tuple(var.shape):
         raise RuntimeError(f"gradient of shape {tuple(grad.shape)} does not match the shape "
                            f"{tuple(var.shape)} of the tensor it accumulates into")
@@ -110,7 +113,7 @@ class SavedTensor:
     def unpack(self, node, op_name, create_graph, lazy=False):
         """The saved value. If it was modified in place since, raise -- or, with ``lazy``,
         return a *stale* placeholder that raises only if a gradient actually uses it."""
-        from ..tensor import Tensor
+        Tensor = _tensor.Tensor
         if self.counter.value != self.version:
             shape = "x".join(map(str, self.data.shape if self.is_output else self.tensor.shape))
             message = (
@@ -137,7 +140,7 @@ def stale_tensor(shape, dtype, message):
     read its shape and dtype; any op on it yields another stale tensor (see
     ``EagerEmitter``), and a stale gradient reaching an input that needs one raises
     ``message``. So, as in PyTorch, only values a gradient really needs are checked."""
-    from ..tensor import Tensor
+    Tensor = _tensor.Tensor
     t = Tensor._make(np.broadcast_to(np.zeros((), dtype.np), tuple(shape)), dtype)
     t.__dict__["_stale"] = message
     return t
@@ -167,13 +170,15 @@ class OpNode(Node):
     def apply(self, grads, create_graph):
         if self._saved is None:
             raise RuntimeError(FREED_MESSAGE)
-        from ..dispatch import emitter_for
+        global _emitter_for
+        if _emitter_for is None:  # dispatch imports this module: resolve it once, late
+            from ..dispatch import emitter_for as _emitter_for
         values = [s.unpack(self, self._name, create_graph, lazy=True) for s in self._saved]
         out = values.pop()
         needs = [False] * len(values)
         for i, (node, _) in zip(self._edge_inputs, self.next_functions):
             needs[i] = node is not None
-        result = self.op.grad(emitter_for(needs), grads[0], out, *values, **self.attrs)
+        result = self.op.grad(_emitter_for(needs), grads[0], out, *values, **self.attrs)
         checked = []
         for i, (node, _) in zip(self._edge_inputs, self.next_functions):
             g = result[i]
