@@ -26,7 +26,7 @@ from .ops.reduction import (all, amax, amin, any, argmax, argmin, logsumexp, max
 from .ops.shape import (cat, chunk, flatten, flip, movedim, narrow, permute,  # noqa: E402
                         reshape, split, squeeze, stack, transpose, unbind, unsqueeze)
 from .random import Generator, default_generator, initial_seed, manual_seed, seed  # noqa: E402
-from .runtime_config import get_num_threads, set_num_threads  # noqa: E402
+from runtime.threads import get_num_threads, set_num_threads  # noqa: E402
 
 float = float32  # noqa: A001
 double = float64

@@ -134,7 +134,7 @@ class Tracer:
         return node
 
     # -- hooks called by dispatch and tracing_hook ----------------------------------------
-    def record(self, op_name, inputs, attrs, result, view_of_input=False):
+    def record(self, op_name, inputs, attrs, result):
         args = [self.node_of(t) for t in inputs]
         node = self.graph.add_op(op_name, args, attrs, loc=user_location())
         self.bind(result, node)

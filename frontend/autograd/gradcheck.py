@@ -68,7 +68,6 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=Tr
     from ..tensor import Tensor
     from . import grad
     inputs = _as_tuple(inputs)
-    diff = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
     rng = np.random.default_rng(0)
     out0 = _as_tuple(fn(*inputs))[0]
     v = Tensor._make(rng.standard_normal(out0.shape).astype(out0.dtype.np), out0.dtype)

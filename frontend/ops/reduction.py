@@ -140,10 +140,9 @@ def logsumexp(x, dim, keepdim=False):
 def _logsumexp(x, dim, keepdim):
     axes = _axes(x, dim)
     m = apply("amax", x.detach(), axes=axes, keepdim=True)
-    m = apply("where", m.isinf(), Tensor._make(__import__("numpy").zeros((), x.dtype.np), x.dtype), m)
+    m = apply("where", m.isinf(), cast(0, x.dtype), m)  # all -inf rows: shift by 0
     s = apply("sum", (x - m).exp(), axes=axes, keepdim=True).log() + m
     if not keepdim:
-        from .shape import squeeze
         s = apply("reshape", s, shape=tuple(n for i, n in enumerate(s.shape) if i not in axes))
     return s
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 import math
 import numbers
 
-import numpy as np
-
 from ..dispatch import apply
 from ..tensor import Tensor
 
