@@ -24,6 +24,7 @@ from .autograd.grad_mode import is_grad_enabled
 from .call_signature import describe_change, flatten, tensor_key, unflatten
 from .compiled_graph import GraphEntry
 from .tensor import Tensor
+from .nn.modules.module import STRUCTURE_VERSION
 from .tracer import TraceBreak, Tracer
 
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "size"])
@@ -57,6 +58,7 @@ class CompiledFunction:
         self._warned_recompiles = False
         self._warned_fallback = set()
         self._name = getattr(fn, "__qualname__", type(fn).__name__)
+        self._structure = None  # STRUCTURE_VERSION when _slots/_modules were collected
 
     def cache_info(self):
         return CacheInfo(self._hits, self._misses, sum(
@@ -70,18 +72,30 @@ class CompiledFunction:
         return 0
 
     def _state(self):
-        """Parameters and buffers of the module: graph inputs, read at every call."""
+        """Parameters and buffers of the module (graph inputs, read at every call) and the
+        mode flags that belong in the signature. The walk over the module tree is cached
+        until some module's members change (``STRUCTURE_VERSION``)."""
         if self._module is None:
             return [], ()
-        slots = []
-        for mod_name, mod in self._module.named_modules():
-            for store in (mod._parameters, mod._buffers):
-                for name, t in store.items():
-                    if t is not None:
-                        slots.append((t, store, name, f"{mod_name}.{name}".lstrip(".")))
-        modes = tuple(m.training for m in self._module.modules())
-        flags = tuple(t.requires_grad for t, *_ in slots)
-        return slots, (modes, is_grad_enabled(), flags)
+        if self._structure != STRUCTURE_VERSION[0]:
+            slots, modules = [], []
+            for mod_name, mod in self._module.named_modules():
+                modules.append(mod)
+                for store in (mod._parameters, mod._buffers):
+                    for name, t in store.items():
+                        if t is not None:
+                            slots.append((t, store, name, f"{mod_name}.{name}".lstrip(".")))
+            old = [t for t, *_ in getattr(self, "_slots", slots)]
+            if len(old) != len(slots) or any(a is not b for a, (b, *_) in zip(old, slots)):
+                if self._cache:
+                    debug.log(1, f"compile {self._name}: parameters or buffers were replaced "
+                                 "or added; dropping its compiled graphs")
+                self._cache.clear()   # the graphs read the old tensors: trace again
+            self._slots, self._modules = slots, modules
+            self._structure = STRUCTURE_VERSION[0]
+        modes = tuple(m.training for m in self._modules)
+        flags = tuple(t.requires_grad for t, *_ in self._slots)
+        return self._slots, (modes, is_grad_enabled(), flags)
 
     def __call__(self, *args, **kwargs):
         if os.environ.get("KILN_EAGER") == "1":

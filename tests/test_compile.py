@@ -372,3 +372,19 @@ def test_w1_kernel_counts_through_compile(fuse, kernels):
     x, a, b = torch.randn(1000), torch.randn(1000), torch.randn(1000)
     cf(x, a, b)
     assert cf.kernel_count() == kernels
+
+
+def test_replacing_a_parameter_retraces(backend):
+    model = nn.Linear(3, 2)
+    compiled = torch.compile(model, backend=backend)
+    x = torch.randn(4, 3)
+    compiled(x)
+    compiled(x)
+    model.weight = nn.Parameter(torch.randn(2, 3))     # a new object, same shape
+    model.bias = nn.Parameter(torch.zeros(2))
+    close(compiled(x), model(x))
+    close(compiled(x), model(x))
+    assert compiled.cache_info().misses == 2 and compiled.cache_info().size == 1
+    torch.nn.Linear(5, 5)  # other modules changing must not drop this one's graphs
+    compiled(x)
+    assert compiled.cache_info().misses == 2

@@ -17,6 +17,38 @@ from ..parameter import Buffer, Parameter
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
+STRUCTURE_VERSION = [0]  # bumped whenever any module gains, loses or replaces a member
+
+
+class _Members(OrderedDict):
+    """A module's table of parameters, buffers or submodules. Every change bumps
+    ``STRUCTURE_VERSION``, so a compiled module can cache the list of its tensors and
+    still notice (cheaply, on every call) that a parameter was replaced or added."""
+
+    def __setitem__(self, key, value):
+        STRUCTURE_VERSION[0] += 1
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key):
+        STRUCTURE_VERSION[0] += 1
+        super().__delitem__(key)
+
+    def pop(self, *args):
+        STRUCTURE_VERSION[0] += 1
+        return super().pop(*args)
+
+    def popitem(self, last=True):
+        STRUCTURE_VERSION[0] += 1
+        return super().popitem(last)
+
+    def clear(self):
+        STRUCTURE_VERSION[0] += 1
+        super().clear()
+
+    def setdefault(self, key, default=None):
+        STRUCTURE_VERSION[0] += 1
+        return super().setdefault(key, default)
+
 
 def _addindent(text, spaces):
     lines = text.split("\n")
@@ -32,10 +64,10 @@ class Module:
         if args or kwargs:
             raise TypeError(f"{type(self).__name__}.__init__() got unexpected arguments")
         object.__setattr__(self, "training", True)
-        object.__setattr__(self, "_parameters", OrderedDict())
-        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_parameters", _Members())
+        object.__setattr__(self, "_buffers", _Members())
         object.__setattr__(self, "_non_persistent", set())
-        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_modules", _Members())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
 
