@@ -15,10 +15,12 @@ import numpy as np
 
 from runtime import debug as kiln_debug
 
+from ..kernel_ir.kernels import OpaqueKernel
 from ..kernel_ir.simplify import collapse_loops, split_loops
 from ..lowering import LoweringError, kernel_name, lower_group
 from ..passes.fusion import evict, split
 from ..passes.memory import plan_memory
+from .base import Executable
 
 
 def lower_all(graph, plan):
@@ -83,3 +85,31 @@ def plan_buffers(graph, kernels):
                          lambda n: math.prod(nodes[n]["shape"]) * nodes[n]["dtype"].itemsize)
     arena = {slot_of[n]: off for n, off in memory.offsets.items()}
     return slot_of, buffers, constants, memory, arena
+
+
+class KernelExecutable(Executable):
+    """What a printing backend returns: its kernels (IR and ``KernelInfo``), the fusion and
+    memory plans that produced them, and the runtime executor that launches them."""
+
+    def __init__(self, graph, kernels, infos, executor, plan, memory, compile_s):
+        self.graph = graph
+        self.kernel_ir = kernels
+        self.kernels = infos
+        self.executor = executor
+        self.fusion = plan
+        self.memory = memory
+        self.compile_seconds = compile_s
+
+    @property
+    def opaque_kernels(self):
+        """Names of the kernels that run NumPy reference code instead of generated code."""
+        return [k.name for k in self.kernel_ir if isinstance(k, OpaqueKernel)]
+
+    def run(self, inputs, capture=False):
+        return self.executor.run(inputs, capture=capture)
+
+    @property
+    def fresh_outputs(self):
+        outputs = self.executor.program.outputs   # output slots get a new array per call
+        slots = [value for kind, value in outputs if kind == "slot"]
+        return [kind == "slot" and slots.count(value) == 1 for kind, value in outputs]

@@ -30,8 +30,8 @@ from ..kernel_ir.kernels import LoopKernel, MatmulKernel, OpaqueKernel, ScatterK
 from ..kernel_ir.printer import to_text
 from ..ops import REGISTRY
 from ..passes.fusion import plan_fusion
-from .base import Executable, KernelInfo
-from .kernel_plan import lower_all, plan_buffers
+from .base import KernelInfo
+from .kernel_plan import KernelExecutable, lower_all, plan_buffers
 from .llvm_matmul import print_matmul_kernel
 from .llvm_loops import print_loop_kernel, print_scatter_kernel
 from .llvm_printer import module_text
@@ -63,30 +63,8 @@ def print_kernel(kernel, vector_bits):
     return text, symbol, llvm_jit.source_key(code), scratch, printer.threads
 
 
-class LLVMExecutable(Executable):
-    def __init__(self, graph, kernels, infos, executor, plan, memory, compile_s):
-        self.graph = graph
-        self.kernel_ir = kernels
-        self.kernels = infos
-        self.executor = executor
-        self.fusion = plan
-        self.memory = memory
-        self.compile_seconds = compile_s
-
-    @property
-    def opaque_kernels(self):
-        """Names of the kernels that run NumPy reference code instead of generated code."""
-        return [k.name for k in self.kernel_ir if isinstance(k, OpaqueKernel)]
-
-    def run(self, inputs, capture=False):
-        return self.executor.run(inputs, capture=capture)
-
-    @property
-    def fresh_outputs(self):
-        outputs = self.executor.program.outputs   # output slots get a new array per call
-        slots = [value for kind, value in outputs if kind == "slot"]
-        return [kind == "slot" and slots.count(value) == 1 for kind, value in outputs]
-
+class LLVMExecutable(KernelExecutable):
+    """A graph compiled to native code for this CPU."""
 
 def _opaque_step(graph, kernel, slot_of):
     n = kernel.nodes[-1]

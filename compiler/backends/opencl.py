@@ -35,8 +35,8 @@ from ..kernel_ir.kernels import LoopKernel, MatmulKernel, OpaqueKernel, ScatterK
 from ..kernel_ir.printer import to_text
 from ..ops import REGISTRY
 from ..passes.fusion import plan_fusion
-from .base import Executable, KernelInfo
-from .kernel_plan import lower_all, plan_buffers
+from .base import KernelInfo
+from .kernel_plan import KernelExecutable, lower_all, plan_buffers
 from .opencl_loops import print_loop_kernel, print_scatter_kernel
 from .opencl_matmul import print_matmul_kernel
 from .opencl_printer import OpenCLUnsupported, preamble
@@ -120,32 +120,14 @@ def _host_step(graph, kernel, slot_of):
     return run, reads, (out,)
 
 
-class OpenCLExecutable(Executable):
+class OpenCLExecutable(KernelExecutable):
+    """A graph compiled to one OpenCL program for ``device``."""
+
     def __init__(self, graph, kernels, infos, executor, plan, memory, compile_s, device,
                  program_source):
-        self.graph = graph
-        self.kernel_ir = kernels
-        self.kernels = infos
-        self.executor = executor
-        self.fusion = plan
-        self.memory = memory
-        self.compile_seconds = compile_s
+        super().__init__(graph, kernels, infos, executor, plan, memory, compile_s)
         self.device = device
         self.program_source = program_source
-
-    @property
-    def opaque_kernels(self):
-        return [k.name for k in self.kernel_ir if isinstance(k, OpaqueKernel)]
-
-    def run(self, inputs, capture=False):
-        return self.executor.run(inputs, capture=capture)
-
-    @property
-    def fresh_outputs(self):
-        outputs = self.executor.program.outputs   # output slots get a new host array per call
-        slots = [value for kind, value in outputs if kind == "slot"]
-        return [kind == "slot" and slots.count(value) == 1 for kind, value in outputs]
-
 
 def compile_graph(graph, fuse=True, debug=0, device=None):
     """Compile ``graph`` for the OpenCL device (``device``: a selector as for
