@@ -231,29 +231,9 @@ def _index(ctx, spec):
     out = ctx.idx.dims
     if ctx.nargs == 1:
         return ctx.read(0, Idx(x_shape, dims=_basic_index_map(spec, x_shape, out)))
-    # advanced indexing: index tensors broadcast together into B dims of the output
-    idx_shapes = ctx.shapes[1:]
-    bshape = _broadcast(idx_shapes)
-    adjacent, tpos = _advanced_layout(spec, len(out))
-    # which output dims are the broadcast block
-    before = sum(1 for item in spec[:tpos[0]] if item[0] in ("slice", "none")) if adjacent else 0
-    bdims = out[before:before + len(bshape)]
-    rest = out[:before] + out[before + len(bshape):]
-    # x dims each index tensor addresses
-    xdim_of, d = {}, 0
-    for i, item in enumerate(spec):
-        if item[0] == "tensor":
-            xdim_of[i] = d
-        if item[0] in ("int", "slice", "tensor"):
-            d += 1
-    tensor_dims = []
-    for t, i in enumerate(tpos):
-        shape = idx_shapes[t]
-        lead = len(bshape) - len(shape)
-        tdims = [Index() if s == 1 else bdims[lead + j] for j, s in enumerate(shape)]
-        value = ctx.read(t + 1, Idx(shape, dims=tdims))
-        tensor_dims.append(_wrap_clamp(value, x_shape[xdim_of[i]]))
-    return ctx.read(0, Idx(x_shape, dims=_basic_index_map(spec, x_shape, rest, tensor_dims)))
+    # advanced indexing: where in x each output position reads (shared with the scatters)
+    position = _advanced_position(spec, x_shape, ctx.shapes[1:], ctx.idx.shape)
+    return ctx.read(0, Idx(x_shape, dims=position(ctx, ctx.idx, 1)))
 
 
 def _broadcast(shapes):
@@ -429,8 +409,10 @@ RULES["matmul"] = Codegen("matmul", cost=2)
 
 
 # -- scatter forms -------------------------------------------------------------------------
-def _index_scatter(spec, x_shape, idx_shapes, src_shape):
-    """Position in x (dims) of each element of x[spec] (for index_backward / index_put)."""
+def _advanced_position(spec, x_shape, idx_shapes, src_shape):
+    """Position in x (dims) of each element of x[spec], for a spec with index tensors: what
+    ``index`` reads and ``index_backward`` / ``index_put`` write. The index tensors are
+    the op's arguments from ``first_tensor_arg`` on."""
     bshape = _broadcast(idx_shapes)
     adjacent, tpos = _advanced_layout(spec, len(src_shape))
     before = sum(1 for item in spec[:tpos[0]] if item[0] in ("slice", "none")) if adjacent else 0
@@ -458,7 +440,7 @@ def _index_scatter(spec, x_shape, idx_shapes, src_shape):
 
 def _scatter_index_backward(ctx, spec, shape):
     src_shape = ctx.shapes[0]
-    pos = _index_scatter(spec, shape, ctx.shapes[1:], src_shape)
+    pos = _advanced_position(spec, shape, ctx.shapes[1:], src_shape)
     return ScatterSpec(init=lambda c: ex.const(0, ctx.out_dtype), source_shape=src_shape,
                        position=lambda c, s: pos(c, s, 1),
                        value=lambda c, s: c.read(0, s), accumulate=True)
@@ -467,7 +449,7 @@ def _scatter_index_backward(ctx, spec, shape):
 def _scatter_index_put(ctx, spec):
     x_shape = ctx.shapes[0]
     src_shape = _index_infer_shape_adv(x_shape, spec, ctx.shapes[2:])
-    pos = _index_scatter(spec, x_shape, ctx.shapes[2:], src_shape)
+    pos = _advanced_position(spec, x_shape, ctx.shapes[2:], src_shape)
     vshape = ctx.shapes[1]
 
     def value(c, s):
