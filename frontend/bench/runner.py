@@ -3,7 +3,8 @@
 Modes: ``eager`` (Kiln eager), ``unfused`` (compiled, one kernel per op), ``fused``
 (compiled with fusion) and ``torch`` (PyTorch eager, when importable). Compile time is
 reported cold (an empty kernel cache) and from the disk cache (a fresh process reusing
-the cache the cold compile filled). All ratios come from this one run.
+the cache the cold compile filled). All ratios come from this one run, whose modes are timed in
+interleaved rounds.
 """
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def _kernels(compile_fn):
     return sum(c.kernel_count() for c in compile_fn.compiled)
 
 
-def measure(key, mode, backend, reps, warmup=2):
+def prepare(key, mode, backend, warmup=2):
+    """Build one mode's step (timing its first call, which compiles) and warm it up."""
     lib, compile_fn = _libs(mode, backend)
     step = WORKLOADS[key].make(lib, compile_fn)
     start = time.perf_counter()
@@ -54,17 +56,31 @@ def measure(key, mode, backend, reps, warmup=2):
     first = time.perf_counter() - start
     for _ in range(warmup):
         step()
-    times = []
+    return step, first, _kernels(compile_fn)
+
+
+def measure_modes(key, modes, backend, reps, warmup=2):
+    """Time every mode of one workload in interleaved rounds (one call of each mode per
+    round), so that the machine's drift over the run (frequency, neighbours on a shared
+    host) affects all modes alike and the ratios between them stay meaningful."""
+    prepared = {mode: prepare(key, mode, backend, warmup) for mode in modes}
+    times = {mode: [] for mode in modes}
     for _ in range(reps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    median = statistics.median(times)
-    result = {"median_ms": 1e3 * median, "min_ms": 1e3 * min(times), "max_ms": 1e3 * max(times),
-              "kernels": _kernels(compile_fn), "compile_s": None}
-    if compile_fn is not None:
-        result["compile_s"] = max(first - median, 0.0)
-    return result
+        for mode, (step, _, _) in prepared.items():
+            t0 = time.perf_counter()
+            step()
+            times[mode].append(time.perf_counter() - t0)
+    rows = {}
+    for mode, (_, first, kernels) in prepared.items():
+        median = statistics.median(times[mode])
+        rows[mode] = {"median_ms": 1e3 * median, "min_ms": 1e3 * min(times[mode]),
+                      "max_ms": 1e3 * max(times[mode]), "kernels": kernels,
+                      "compile_s": max(first - median, 0.0) if kernels is not None else None}
+    return rows
+
+
+def measure(key, mode, backend, reps, warmup=2):
+    return measure_modes(key, [mode], backend, reps, warmup)[mode]
 
 
 def _disk_compile_seconds(key, mode, backend, threads):
@@ -131,7 +147,7 @@ def main(argv=None):
     parser.add_argument("--mode", "-m", action="append", choices=MODES,
                         help="mode to run (repeatable; default: all)")
     parser.add_argument("--backend", default="llvm", choices=("llvm", "opencl", "eager"))
-    parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     parser.add_argument("--probe", help=argparse.SUPPRESS)
@@ -156,9 +172,8 @@ def main(argv=None):
         os.environ["KILN_CACHE_DIR"] = tempfile.mkdtemp(prefix="kiln-bench-cache-")
     results = {}
     for key in args.workload or sorted(WORKLOADS):
-        rows = {}
+        rows = measure_modes(key, modes, args.backend, args.reps)
         for mode in modes:
-            rows[mode] = measure(key, mode, args.backend, args.reps)
             if mode in ("unfused", "fused"):
                 rows[mode]["compile_disk_s"] = _disk_compile_seconds(key, mode, args.backend,
                                                                      args.threads)
