@@ -113,7 +113,8 @@ class Lowerer:
         if node not in self.buffer_of:
             d = self.nodes[node]
             self.buffer_of[node] = len(self.buffers)
-            self.buffers.append(Buffer(f"x{node}", d["dtype"], tuple(d["shape"]), node, written))
+            self.buffers.append(Buffer(f"x{node}", d["dtype"], tuple(d["shape"]), node, written,
+                                       returned=node in self.graph.outputs))
         b = self.buffer_of[node]
         self.buffers[b].written |= written
         return b

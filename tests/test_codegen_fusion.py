@@ -340,3 +340,37 @@ def test_outputs_held_by_the_caller_are_never_overwritten():
     view = exe.run([np.full(300, 2, np.float32)])[0][:5]      # a view keeps its base alive
     third = exe.run([np.full(300, 3, np.float32)])[0]
     assert first[0] == -1 and view[0] == -2 and third[0] == -3
+
+
+def test_large_outputs_stream_past_the_cache(monkeypatch):
+    """Graph outputs above STREAM_BYTES are computed into an L1 tile and written with
+    non-temporal vector stores (head to the first 64-byte boundary, vectors, tail);
+    intermediates that a later kernel reads keep ordinary stores. The threshold is
+    lowered so every size and misalignment is exercised on small arrays."""
+    from compiler.backends import llvm_printer
+    if not llvm_printer.STREAMING:
+        pytest.skip("streaming stores are only printed for x86-64")
+    monkeypatch.setattr(llvm_printer, "STREAM_BYTES", 0)
+    offsets = set()
+    for n in (1, 15, 17, 1000, 1024, 2 * 1024 + 5):
+        for dtype in (F32, dt.float64, dt.int64, dt.int32):
+            b = Builder(f"w1_{n}_{dtype.name}")
+            x, a, c = (b.input(k, (n,), dtype) for k in "xac")
+            b.g.set_outputs([b.add(b.mul(b.mul(x, b.abs(x)), a), c)])
+            arrays = [(RNG.standard_normal(n) * 9).astype(dtype.np) for _ in range(3)]
+            fused, unfused = run_both(b.g, arrays)
+            if n > 1:   # (a single element has no loop left to stream)
+                assert "!nontemporal" in fused.kernels[0].source
+                streamed = ["!nontemporal" in k.source for k in unfused.kernels]
+                assert streamed == [False, False, False, True], streamed  # the output's only
+            # a view shifted by one element: the head before the first aligned vector
+            got = fused.run([v[1:] for v in (np.concatenate([[0], v]) for v in arrays)])
+            np.testing.assert_allclose(got[0], interpreter.run(b.g, arrays)[0], rtol=1e-6)
+            offsets.add(got[0].ctypes.data % 64)
+    assert offsets - {0}, "no output started off a 64-byte boundary: the head went untested"
+    for shape in ((3, 7), (40, 1023), (5, 2048)):
+        b = Builder("w2_streamed")
+        x = b.input("x", shape)
+        b.g.set_outputs([b.layer_norm(b.softmax(x, 1))])
+        fused, _ = run_both(b.g, [rand(*shape)], tol=dict(rtol=1e-4, atol=1e-4))
+        assert fused.num_kernels == 1 and "!nontemporal" in fused.kernels[0].source

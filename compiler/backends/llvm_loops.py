@@ -15,9 +15,9 @@ import math
 from ..dtypes import bool_
 from ..kernel_ir import expr as ex
 from ..kernel_ir.kernels import LoopKernel, Reduce, ScatterKernel
-from .llvm_printer import (ExprPrinter, FunctionWriter, better, body_signature, chunk_bounds,
-                           chunk_loop, combine, emit_store, identity, local_buffers, lltype,
-                           useful_chunks)
+from .llvm_printer import (STREAM_TILE, ExprPrinter, FunctionWriter, better, body_signature,
+                           chunk_bounds, chunk_loop, combine, emit_store, identity, local_buffers,
+                           lltype, stream_copy, stream_fence, streams, useful_chunks)
 
 
 def column_reduction(kernel: LoopKernel):
@@ -186,16 +186,86 @@ def print_loop_kernel(kernel: LoopKernel, symbol: str):
         p.pop()
         return []
 
+    flat_streamed = pointwise_streams(kernel, par, rest)
+
     def work(c):
         if par:
             start, end = chunk_bounds(w, c, extent, chunks)
-            w.loop(start, end, outer_body, hint="f")
+            if flat_streamed:
+                emit_streamed_range(p, start, end, par[0], kernel.phases[0].stores)
+            else:
+                w.loop(start, end, outer_body, hint="f")
         else:
             run_rest(0)
+        stream_fence(p)
     chunk_loop(w, chunks, work)
     fn = [body_signature(symbol, kernel.buffers), "entry:"] + w.allocas + w.lines + ["}"]
     p.threads = chunks
     return "\n".join(fn), p
+
+
+def pointwise_streams(kernel, par, rest):
+    """A one-loop elementwise kernel with a streamed store (see ``llvm_printer.streams``)?"""
+    if len(par) != 1 or rest or len(kernel.phases) != 1:
+        return False
+    ph = kernel.phases[0]
+    return (not isinstance(ph, Reduce) and not ph.dims
+            and any(streams(kernel.buffers[s.buffer], s.index, par[0]) for s in ph.stores))
+
+
+def tiles_for(p: ExprPrinter, stores, var, count):
+    """A stack tile of ``count`` elements for each store of ``stores`` that streams along
+    ``var``; stores that don't stream are absent."""
+    return {k: p.w.alloca(lltype(p.buffers[s.buffer].dtype), count)
+            for k, s in enumerate(stores) if streams(p.buffers[s.buffer], s.index, var)}
+
+
+def store_or_tile(p: ExprPrinter, stores, tiles, j):
+    """The stores of one element: streamed ones into their tile at ``j``, others in place."""
+    for k, s in enumerate(stores):
+        if k not in tiles:
+            emit_store(p, s)
+            continue
+        ty = lltype(p.buffers[s.buffer].dtype)
+        q = p.w.op(f"getelementptr {ty}, ptr {tiles[k]}, i64 {j}", "tq")
+        p.w.emit(f"store {ty} {p.value(s.value)}, ptr {q}")
+
+
+def flush_tiles(p: ExprPrinter, stores, tiles, var, first, count):
+    """Stream each tile out to where its store puts element ``var = first``."""
+    p.push()
+    p.vars[var] = first
+    for k, tile in tiles.items():
+        s = stores[k]
+        stream_copy(p, tile, p.address(s.buffer, s.index), count, p.buffers[s.buffer].dtype)
+    p.pop()
+
+
+def emit_streamed_range(p: ExprPrinter, start, end, var, stores):
+    """Elements ``[start, end)`` of an elementwise kernel, ``STREAM_TILE`` at a time: compute
+    a tile (a vectorised loop writing the stack), then stream it to memory."""
+    w = p.w
+    tiles = tiles_for(p, stores, var, STREAM_TILE)
+    n = w.op(f"sub i64 {end}, {start}", "sn")
+    n = w.op(f"add i64 {n}, {STREAM_TILE - 1}", "sn")
+    ntiles = w.op(f"udiv i64 {n}, {STREAM_TILE}", "ntiles")
+
+    def tile(t, _):
+        first = w.op(f"mul i64 {t}, {STREAM_TILE}", "t0")
+        first = w.op(f"add i64 {first}, {start}", "t0")
+        left = w.op(f"sub i64 {end}, {first}", "tn")
+        count = w.op(f"call i64 @llvm.smin.i64(i64 {left}, i64 {STREAM_TILE})", "tn")
+
+        def element(j, _):
+            p.push()
+            p.vars[var] = w.op(f"add i64 {first}, {j}", "f")
+            store_or_tile(p, stores, tiles, j)
+            p.pop()
+            return []
+        w.loop("0", count, element, hint="f")
+        flush_tiles(p, stores, tiles, var, first, count)
+        return []
+    w.loop("0", ntiles, tile, hint="tile")
 
 
 def emit_reduce(p: ExprPrinter, ph: Reduce):
@@ -232,9 +302,25 @@ def emit_reduce(p: ExprPrinter, ph: Reduce):
     p.accs[ph.acc] = final[1] if arg else final[0]
 
 
+MAX_STREAMED_ROW = 16384
+
+
 def emit_store_loop(p: ExprPrinter, ph):
     w = p.w
     dims = list(ph.dims)
+    if len(dims) == 1 and dims[0].size <= MAX_STREAMED_ROW:   # a row: stream it if it is
+        var = dims[0]                                       # part of a large output
+        tiles = tiles_for(p, ph.stores, var, var.size)
+        if tiles:
+            def element(j, _):
+                p.push()
+                p.vars[var] = j
+                store_or_tile(p, ph.stores, tiles, j)
+                p.pop()
+                return []
+            w.loop("0", str(var.size), element, hint=var.name)
+            flush_tiles(p, ph.stores, tiles, var, "0", str(var.size))
+            return
 
     def nest(k):
         if k == len(dims):

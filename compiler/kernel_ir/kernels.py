@@ -32,6 +32,7 @@ class Buffer:
     node: int              # graph node id whose value the buffer holds (-1 for locals)
     written: bool = False  # the kernel stores into it
     local: bool = False    # per-thread scratch for one row (not a graph value)
+    returned: bool = False # a graph output: handed to the caller, read by no later kernel
 
     @property
     def numel(self):
