@@ -374,3 +374,38 @@ def test_large_outputs_stream_past_the_cache(monkeypatch):
         b.g.set_outputs([b.layer_norm(b.softmax(x, 1))])
         fused, _ = run_both(b.g, [rand(*shape)], tol=dict(rtol=1e-4, atol=1e-4))
         assert fused.num_kernels == 1 and "!nontemporal" in fused.kernels[0].source
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_implicit_gemm_conv_packs_window_runs(stride):
+    """A stride-1 convolution's B panels are packed as runs of consecutive input elements
+    (masked vector copies, llvm_matmul.RunCopy); stride 2 leaves runs of one, which are
+    gathered as before. Both match PyTorch, forward and gradients."""
+    import torch
+    import frontend
+    import frontend.nn.functional as F
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 2, 19, 23)).astype(np.float32)
+    w = rng.standard_normal((5, 2, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+
+    def f(x, w, b):
+        return F.relu(F.conv2d(x, w, b, stride=stride))
+    compiled = frontend.compile(f)
+    kx, kw, kb = (frontend.tensor(v.copy(), requires_grad=True) for v in (x, w, b))
+    tx, tw, tb = (torch.tensor(v.copy(), requires_grad=True) for v in (x, w, b))
+    for _ in range(2):     # the first call traces (eager); the second runs compiled code
+        for t in (kx, kw, kb):
+            t.grad = None
+        out = compiled(kx, kw, kb)
+        out.sum().backward()
+    ref = torch.relu(torch.nn.functional.conv2d(tx, tw, tb, stride=stride))
+    ref.sum().backward()
+    np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-4, atol=1e-4)
+    for k, t in ((kx, tx), (kw, tw), (kb, tb)):
+        np.testing.assert_allclose(k.grad.numpy(), t.grad.numpy(), rtol=1e-4, atol=1e-4)
+    entry = next(iter(compiled._cache.values()))
+    texts = [k.source for k in entry.forward.kernels if "matmul" in k.name]
+    assert texts
+    if stride == 1:
+        assert any("llvm.masked.load" in t for t in texts)

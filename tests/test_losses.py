@@ -356,3 +356,58 @@ GRADCHECKS = {
 def test_loss_gradcheck(name):
     fn, inputs = GRADCHECKS[name]
     assert gradcheck(fn, inputs)
+
+
+# ---------------------------------------------- the eager cross entropy's closed-form nodes
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_eager_cross_entropy_double_backward_matches_torch(reduction, weighted):
+    """The eager (N, C) cross entropy uses closed-form NumPy nodes; with create_graph its
+    gradient is recorded, so a second derivative matches PyTorch's."""
+    x, t = rand(6, 5, dtype=np.float64), classes(6, n=5)
+    t[2] = -100                                     # an ignored row
+    w = uniform(5, dtype=np.float64, low=0.5) if weighted else None
+    kx, tx = to_kiln(x, True), to_torch(x, True)
+    kw, tw = to_kiln(w), to_torch(w)
+    kl = F.cross_entropy(kx, frontend.tensor(t), weight=kw, reduction=reduction)
+    tl = TF.cross_entropy(tx, torch.tensor(t), weight=tw, reduction=reduction)
+    close(kl, tl, 1e-10, "loss")
+    g = rand(*kl.shape, dtype=np.float64, seed=3) if reduction == "none" else np.float64(1.5)
+    kg, = frontend.autograd.grad(kl, kx, frontend.tensor(g), create_graph=True)
+    tg, = torch.autograd.grad(tl, tx, torch.tensor(g), create_graph=True)
+    close(kg, tg, 1e-10, "grad")
+    v = rand(6, 5, dtype=np.float64, seed=4)
+    kgg, = frontend.autograd.grad((kg * frontend.tensor(v)).sum(), kx)
+    tgg, = torch.autograd.grad((tg * torch.tensor(v)).sum(), tx)
+    close(kgg, tgg, 1e-10, "second derivative")
+
+
+def test_eager_cross_entropy_backward_twice_raises_and_matches_composite_values():
+    x, t = rand(8, 4), classes(8, n=4)
+    kx = to_kiln(x, True)
+    loss = F.cross_entropy(kx, frontend.tensor(t))
+    loss.backward()
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        loss.backward()
+    # the composite path (what the tracer records) gives the same value and gradient
+    kx2 = to_kiln(x, True)
+    logp = F.log_softmax(kx2, 1)
+    ref = F.nll_loss(logp, frontend.tensor(t))
+    ref.backward()
+    assert loss.item() == ref.item()
+    np.testing.assert_allclose(kx.grad.numpy(), kx2.grad.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_compiled_cross_entropy_matches_eager():
+    x, t = rand(8, 4), classes(8, n=4)
+
+    def f(x, t):
+        return F.cross_entropy(x * 2, t)
+    compiled = frontend.compile(f)
+    for _ in range(2):
+        kx, ex = to_kiln(x, True), to_kiln(x, True)
+        c, e = compiled(kx, frontend.tensor(t)), f(ex, frontend.tensor(t))
+        c.backward()
+        e.backward()
+        np.testing.assert_allclose(c.item(), e.item(), rtol=1e-6)
+        np.testing.assert_allclose(kx.grad.numpy(), ex.grad.numpy(), rtol=1e-5, atol=1e-7)

@@ -171,6 +171,7 @@ def print_matmul_kernel(kernel: MatmulKernel, symbol: str, vector_bits: int, max
     a_inner = _unit_stride_var(kernel.a, [kernel.m, kernel.k]) or kernel.m
     b_split = SeparableOperand.analyse(kernel.b, kernel.n, kernel.k, w, p, bl.nr)
     a_split = SeparableOperand.analyse(kernel.a, kernel.m, kernel.k, w, p, bl.mr)
+    b_runs = RunCopy.analyse(kernel, b_split, w, p, bl)
 
     def store_elem(ptr, index_val, value):
         q = w.op(f"getelementptr {ty}, ptr {ptr}, i64 {index_val}", "q")
@@ -203,8 +204,31 @@ def print_matmul_kernel(kernel: MatmulKernel, symbol: str, vector_bits: int, max
                 at = w.op(f"mul i64 {k}, {bl.nr}", "o")
                 at = w.op(f"add i64 {at}, {j}", "o")
                 store_elem(dst, at, v)
-            # B: destination order (rows of a transposed B stay in L1 across 16 k steps)
-            _nested2(w, p, kcur, jmax, bl.nr, True, element)
+            runs = b_runs.build(tables, jmax) if b_runs else None
+            if runs is not None:
+                # mostly contiguous columns (an unfold window's rows): copy whole runs
+                # with masked vector loads instead of gathering element by element
+                few = w.op(f"mul i64 {runs[0]}, {RUN_MIN_AVERAGE}", "few")
+                few = w.op(f"icmp sle i64 {few}, {jmax}", "few")
+                by_runs, by_elem, packed = w.label("runs"), w.label("elems"), w.label("pdone")
+                w.emit(f"br i1 {few}, label %{by_runs}, label %{by_elem}")
+                w.start(by_runs)
+                p.push()
+                b_runs.copy(runs, pc, kcur, dst)
+                p.pop()
+                w.emit(f"br label %{packed}")
+                w.start(by_elem)
+                p.push()
+                _nested2(w, p, kcur, jmax, bl.nr, True, element)
+                p.pop()
+                w.emit(f"br label %{packed}")
+                w.start(packed)
+                p.push()
+                b_runs.zero_fill(kcur, jmax, dst)
+                p.pop()
+            else:
+                # B: destination order (rows of a transposed B stay in L1 across 16 k steps)
+                _nested2(w, p, kcur, jmax, bl.nr, True, element)
             p.pop()
             return []
         w.loop("0", panels, panel, hint="jp")
@@ -425,6 +449,148 @@ class SeparableOperand:
                 r = p.index(rest)
                 return w.op(f"add i64 {r}, {t}", "ix")
             p.overrides[index] = make
+
+
+RUN_COPY = True      # pack unfold-window B panels by runs (see RunCopy)
+RUN_MIN_AVERAGE = 5  # ... when the panel's runs are at least this long on average
+
+
+class RunCopy:
+    """Packing a B panel whose element is one plain load at ``rest(k) + table[j]`` (an
+    unfold window: stride-1 columns of one output row are consecutive input elements) as
+    runs of consecutive columns: per panel, the runs (first column, source offset, length)
+    are found once from the table; per k, each run is copied with masked vector loads and
+    stores. LLVM would otherwise gather every element (``vgatherqps``), which dominated
+    small convolutions. Used when the panel's runs average ``RUN_MIN_AVERAGE`` columns
+    (shorter runs: the gathers are cheaper)."""
+
+    def __init__(self, kernel, split, own, rest, w, p, bl):
+        self.kernel, self.split, self.own, self.rest = kernel, split, own, rest
+        self.w, self.p, self.bl = w, p, bl
+        self.buffer = kernel.b.args[0]
+
+    @staticmethod
+    def analyse(kernel, split, w, p, bl):
+        b = kernel.b
+        if not RUN_COPY or split is None or b.op != "load" or b.args[2] or b.dtype.category != FLOAT:
+            return None
+        index = b.args[1]
+        if index not in split.parts:
+            return None
+        own, rest = split.parts[index]
+        return RunCopy(kernel, split, own, rest, w, p, bl)
+
+    def build(self, tables, jmax):
+        """(run count, starts, sources, lengths) for columns j < jmax of this panel."""
+        w, width = self.w, self.bl.nr
+        table = tables[self.own]
+        starts, sources, lengths = (w.alloca("i64", width) for _ in range(3))
+
+        def column(j, carried):
+            count, prev = carried
+            q = w.op(f"getelementptr i64, ptr {table}, i64 {j}", "rq")
+            t = w.op(f"load i64, ptr {q}, align 8", "rt")
+            expect = w.op(f"add i64 {prev}, 1", "re")
+            cont = w.op(f"icmp eq i64 {t}, {expect}", "rc")
+            first = w.op(f"icmp eq i64 {j}, 0", "rf")
+            notcont = w.op(f"xor i1 {cont}, true", "rn")
+            fresh = w.op(f"or i1 {first}, {notcont}", "rn")
+            new_l, ext_l, join_l = w.label("rnew"), w.label("rext"), w.label("rjoin")
+            w.emit(f"br i1 {fresh}, label %{new_l}, label %{ext_l}")
+            w.start(new_l)
+            for arr, v in ((starts, j), (sources, t), (lengths, "1")):
+                q = w.op(f"getelementptr i64, ptr {arr}, i64 {count}", "rq")
+                w.emit(f"store i64 {v}, ptr {q}, align 8")
+            more = w.op(f"add i64 {count}, 1", "rk")
+            w.emit(f"br label %{join_l}")
+            w.start(ext_l)
+            last = w.op(f"sub i64 {count}, 1", "rk")
+            q = w.op(f"getelementptr i64, ptr {lengths}, i64 {last}", "rq")
+            n = w.op(f"load i64, ptr {q}, align 8", "rl")
+            n = w.op(f"add i64 {n}, 1", "rl")
+            w.emit(f"store i64 {n}, ptr {q}, align 8")
+            w.emit(f"br label %{join_l}")
+            w.start(join_l)
+            count = w.op(f"phi i64 [{more}, %{new_l}], [{count}, %{ext_l}]", "rk")
+            return [count, t]
+        count, _ = w.loop("0", jmax, column, carried=[("i64", "0"), ("i64", "0")], hint="rj")
+        return count, starts, sources, lengths
+
+    def _vector_types(self):
+        t, lanes = self.kernel.b.dtype, self.bl.lanes
+        ty = lltype(t)
+        suffix = f"v{lanes}{'f32' if ty == 'float' else 'f64'}"
+        vt = f"<{lanes} x {ty}>"
+        self.p.declare(f"declare {vt} @llvm.masked.load.{suffix}.p0(ptr, i32 immarg, "
+                       f"<{lanes} x i1>, {vt})")
+        self.p.declare(f"declare void @llvm.masked.store.{suffix}.p0({vt}, ptr, i32 immarg, "
+                       f"<{lanes} x i1>)")
+        return ty, vt, suffix
+
+    def copy(self, runs, pc, kcur, dst):
+        w, p, bl, kernel = self.w, self.p, self.bl, self.kernel
+        count, starts, sources, lengths = runs
+        ty, vt, suffix = self._vector_types()
+        lanes, align = bl.lanes, kernel.b.dtype.itemsize
+        iota = "<" + ", ".join(f"i64 {i}" for i in range(lanes)) + ">"
+        src_base = p.bufs[self.buffer]
+
+        def row(k, _):
+            p.push()
+            p.vars[kernel.k] = w.op(f"add i64 {pc}, {k}", "kk")
+            base = p.index(self.rest)
+            off = w.op(f"mul i64 {k}, {bl.nr}", "o")
+            row_dst = w.op(f"getelementptr {ty}, ptr {dst}, i64 {off}", "rd")
+
+            def run(r, _):
+                vals = []
+                for arr in (starts, sources, lengths):
+                    q = w.op(f"getelementptr i64, ptr {arr}, i64 {r}", "rq")
+                    vals.append(w.op(f"load i64, ptr {q}, align 8", "rv"))
+                start, source, length = vals
+                at = w.op(f"add i64 {base}, {source}", "ra")
+                sp = w.op(f"getelementptr {ty}, ptr {src_base}, i64 {at}", "rs")
+                dp = w.op(f"getelementptr {ty}, ptr {row_dst}, i64 {start}", "rd")
+                pieces = w.op(f"add i64 {length}, {lanes - 1}", "rp")
+                pieces = w.op(f"udiv i64 {pieces}, {lanes}", "rp")
+
+                def piece(c, _):
+                    first = w.op(f"mul i64 {c}, {lanes}", "rc")
+                    left = w.op(f"sub i64 {length}, {first}", "rc")
+                    one = w.op(f"insertelement <{lanes} x i64> poison, i64 {left}, i64 0", "rm")
+                    splat = w.op(f"shufflevector <{lanes} x i64> {one}, <{lanes} x i64> poison, "
+                                 f"<{lanes} x i32> zeroinitializer", "rm")
+                    mask = w.op(f"icmp slt <{lanes} x i64> {iota}, {splat}", "rm")
+                    s = w.op(f"getelementptr {ty}, ptr {sp}, i64 {first}", "rs")
+                    d = w.op(f"getelementptr {ty}, ptr {dp}, i64 {first}", "rd")
+                    v = w.op(f"call {vt} @llvm.masked.load.{suffix}.p0(ptr {s}, i32 {align}, "
+                             f"<{lanes} x i1> {mask}, {vt} zeroinitializer)", "rv")
+                    w.emit(f"call void @llvm.masked.store.{suffix}.p0({vt} {v}, ptr {d}, "
+                           f"i32 {align}, <{lanes} x i1> {mask})")
+                    return []
+                w.loop("0", pieces, piece, hint="rpc")
+                return []
+            w.loop("0", count, run, hint="rr")
+            p.pop()
+            return []
+        w.loop("0", kcur, row, hint="rk")
+
+    def zero_fill(self, kcur, jmax, dst):
+        """Columns jmax..NR of every row of the panel are zero (the edge of B)."""
+        w, bl = self.w, self.bl
+        ty = lltype(self.kernel.b.dtype)
+
+        def row(k, _):
+            def col(j, _):
+                at = w.op(f"mul i64 {k}, {bl.nr}", "o")
+                at = w.op(f"add i64 {at}, {j}", "o")
+                q = w.op(f"getelementptr {ty}, ptr {dst}, i64 {at}", "q")
+                w.emit(f"store {ty} {literal(0, self.kernel.b.dtype)}, ptr {q}, "
+                       f"align {self.kernel.b.dtype.itemsize}")
+                return []
+            w.loop(jmax, str(bl.nr), col, hint="zj")
+            return []
+        w.loop("0", kcur, row, hint="zk")
 
 
 def _nested2(w, p, kcur, live, full, inner_is_panel_dim, element):

@@ -457,3 +457,17 @@ def _add_scaled(a, b, alpha: float):
     """``a + alpha * b`` as a new tensor (torch's ``a.add(b, alpha=alpha)``)."""
     return a.clone().add_(b, alpha=alpha)
 
+
+
+def _plain_arrays(param, grad):
+    """``(param array, grad array)`` when an update may work on the arrays directly: not
+    tracing (the tracer must see in-place tensor ops), the same dtype and shape, a
+    writable parameter and a gradient without autograd history; else None."""
+    from .. import tracing_hook
+    if tracing_hook.active():
+        return None
+    p, g = param._data, grad._data
+    if grad.dtype != param.dtype or g.shape != p.shape or not p.flags.writeable or \
+            grad._requires_grad or not param.dtype.is_floating_point:
+        return None
+    return p, g

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from .optimizer import Optimizer, _add_scaled
+import numpy as np
+
+from .. import tracing_hook
+from .optimizer import Optimizer, _add_scaled, _plain_arrays
 
 __all__ = ["SGD"]
 
@@ -71,6 +74,8 @@ class SGD(Optimizer):
         nesterov = group["nesterov"]
 
         for param, grad in self._params_with_grad(group):
+            if _numpy_update(self, param, grad, group):
+                continue
             if group["maximize"]:
                 grad = -grad
             if weight_decay != 0:
@@ -89,3 +94,47 @@ class SGD(Optimizer):
                 grad = _add_scaled(grad, buf, momentum) if nesterov else buf
 
             param.add_(grad, alpha=-lr)
+
+
+def _numpy_update(opt, param, grad, group) -> bool:
+    """The update of one parameter straight on its NumPy arrays: the very operations the
+    tensor path below performs (same order, same float32 rounding of the scalars), without
+    a dispatch per op. Returns False (nothing done) when the tensor path is needed: under
+    the tracer, or for a gradient the arrays cannot take as is (another dtype or shape, a
+    read-only parameter, a gradient with history)."""
+    arrays = _plain_arrays(param, grad)
+    if arrays is None:
+        return False
+    p, g = arrays
+    scalar = p.dtype.type
+    momentum, weight_decay = group["momentum"], group["weight_decay"]
+    if not all(type(group[k]) in (int, float) for k in ("lr", "momentum", "dampening",
+                                                         "weight_decay")):
+        return False
+    buf_t = None
+    if momentum != 0:
+        buf_t = opt.state.get(param, {}).get("momentum_buffer")
+        if buf_t is not None and (_plain_arrays(param, buf_t) is None or buf_t._base is not None
+                                  or buf_t._views):
+            return False
+    if group["maximize"]:
+        g = np.negative(g)
+    if weight_decay != 0:
+        g = g + p * scalar(weight_decay)
+    if momentum != 0:
+        if buf_t is None:
+            buf_t = tracing_hook.on_create(type(param)._make(np.array(g, copy=True), param.dtype))
+            opt.state[param]["momentum_buffer"] = buf_t
+        else:
+            buf = buf_t._data
+            np.multiply(buf, momentum, out=buf, casting="unsafe")
+            buf_t._version.bump()
+            if group["dampening"] != 0:
+                np.add(buf, g * scalar(1 - group["dampening"]), out=buf, casting="unsafe")
+            else:
+                np.add(buf, g, out=buf, casting="unsafe")
+            buf_t._version.bump()
+        g = g + buf_t._data * scalar(momentum) if group["nesterov"] else buf_t._data
+    np.add(p, g * scalar(-group["lr"]), out=p, casting="unsafe")
+    param._version.bump()
+    return True

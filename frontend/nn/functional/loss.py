@@ -13,6 +13,9 @@ import warnings
 import numpy as np
 
 from compiler import dtypes as dt
+from ... import tracing_hook
+from ...autograd.grad_mode import is_grad_enabled
+from ...autograd.graph import FREED_MESSAGE, Node, SavedTensor, edge_of
 from ...composite import composite_call
 from ...dispatch import apply
 from ...ops.arith import cast, constant, promote
@@ -309,11 +312,124 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
                            f"{tuple(input.shape)} holds class probabilities and must be floating "
                            f"point, got {target.dtype.name}")
     _check_class_target("cross_entropy", input, target, weight, ignore_index)
+    if label_smoothing == 0 and input.ndim == 2 and input.numel() > 0 and \
+            not tracing_hook.active():
+        return _eager_cross_entropy(input, target, weight, ignore_index, reduction)
     logp = log_softmax(input, class_dim)
     if label_smoothing > 0:
         return _smoothed_indices_loss(logp, target, weight, ignore_index, reduction,
                                       label_smoothing, class_dim)
     return nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
+
+
+class _EagerLogSoftmaxBackward(Node):
+    """``LogSoftmaxBackward0`` of the eager cross entropy: ``g - softmax * sum(g)`` from
+    the saved output, in NumPy (or with recorded ops under ``create_graph``)."""
+
+    def __init__(self, input, logp):
+        super().__init__()
+        self.next_functions = (edge_of(input),)
+        self._saved = SavedTensor(logp, is_output=True)
+
+    def name(self):
+        return "LogSoftmaxBackward0"
+
+    def apply(self, grads, create_graph):
+        if self._saved is None:
+            raise RuntimeError(FREED_MESSAGE)
+        g = grads[0]
+        if create_graph:
+            out = self._saved.unpack(self, "LogSoftmaxBackward0", True)
+            total = apply("sum", g, axes=(1,), keepdim=True)
+            return (apply("sub", g, apply("mul", apply("exp", out), total)),)
+        gd, logp = g._data, self._saved.data
+        with np.errstate(all="ignore"):
+            dx = gd - np.exp(logp) * np.sum(gd, axis=1, keepdims=True, dtype=logp.dtype)
+        result = Tensor._make(np.asarray(dx, logp.dtype), g.dtype)
+        result.__dict__["_owned"] = True   # a fresh array: .grad may keep it
+        return (result,)
+
+    def release(self):
+        self._saved = None
+
+
+class _EagerNllBackward(Node):
+    """``NllLossBackward0`` of the eager cross entropy: the gradient is ``-g * w / W`` at
+    each row's target class (``W`` the weight total for ``mean``), zero elsewhere."""
+
+    def __init__(self, logp, rows, safe, coef, reduction):
+        super().__init__()
+        self.next_functions = (edge_of(logp),)
+        self._shape, self._dtype = logp._data.shape, logp._data.dtype
+        self._index = (rows, safe)
+        self._coef = coef                  # per row: -w (sum, none) or -w / W (mean)
+        self._reduction = reduction
+
+    def name(self):
+        return "NllLossBackward0"
+
+    def apply(self, grads, create_graph):
+        if self._coef is None:
+            raise RuntimeError(FREED_MESSAGE)
+        g = grads[0]
+        if create_graph:     # linear in g: a constant matrix times g, recorded
+            coef = np.zeros(self._shape, self._dtype)
+            coef[self._index] = self._coef
+            gv = g if self._reduction != "none" else apply("reshape", g, shape=(self._shape[0], 1))
+            return (apply("mul", gv, constant_tensor(coef, g.dtype)),)
+        gd = g._data if self._reduction != "none" else g._data.reshape(-1)
+        dl = np.zeros(self._shape, self._dtype)
+        with np.errstate(all="ignore"):
+            dl[self._index] = np.asarray(gd * self._coef, self._dtype) + self._dtype.type(0)
+        result = Tensor._make(dl, g.dtype)
+        result.__dict__["_owned"] = True
+        return (result,)
+
+    def release(self):
+        self._coef = None
+
+
+def constant_tensor(array, dtype):
+    return tracing_hook.on_create(Tensor._make(array, dtype))
+
+
+def _eager_cross_entropy(input, target, weight, ignore_index, reduction):
+    """``nll_loss(log_softmax(input, 1), target)`` for an ``(N, C)`` input in a few NumPy
+    calls, with the same values as the composites (the same operations in the same order)
+    and the same tape (``NllLossBackward0`` -> ``LogSoftmaxBackward0`` -> input), but
+    closed-form backward nodes instead of replaying two inner tapes. Eager only: under
+    the tracer the composites are recorded as usual."""
+    x = input._data
+    dt_np = x.dtype
+    zero = dt_np.type(0)
+    with np.errstate(all="ignore"):
+        m = np.amax(x, axis=1, keepdims=True)
+        z = x - np.where(m == dt_np.type(-np.inf), zero, m)
+        logp = z - np.log(np.sum(np.exp(z), axis=1, keepdims=True, dtype=dt_np))
+        t = target._data.reshape(-1)
+        valid = t != ignore_index
+        safe = np.where(valid, t, t.dtype.type(0))
+        rows = np.arange(x.shape[0])
+        w = valid.astype(dt_np)
+        if weight is not None:
+            w = w * weight._data[safe]
+        losses = np.negative(logp[rows, safe]) * w
+        if reduction == "none":
+            out, coef = losses, np.negative(w)
+        else:
+            out = np.sum(losses, axis=(0,), dtype=dt_np)
+            coef = np.negative(w)
+            if reduction == "mean":
+                total_w = np.sum(w, axis=(0,), dtype=dt_np)
+                out = out / total_w
+                coef = coef / total_w
+    result = Tensor._make(np.asarray(out, dt_np), input.dtype)
+    if is_grad_enabled() and input._requires_grad:
+        logp_t = Tensor._make(logp, input.dtype)
+        logp_t._requires_grad, logp_t.grad_fn = True, _EagerLogSoftmaxBackward(input, logp_t)
+        result._requires_grad = True
+        result.grad_fn = _EagerNllBackward(logp_t, rows, safe, np.asarray(coef, dt_np), reduction)
+    return result
 
 
 # -- binary losses ---------------------------------------------------------------------------
