@@ -37,7 +37,7 @@ from . import debug
 @dataclass
 class CLLaunch:
     name: str
-    kernels: list                # [(entry point name, global size, local size)], in order
+    kernels: list                # [(entry, global size, local size, global offset or None)]
     slots: tuple                 # slot of each buffer parameter pair, in parameter order
     flops: int = 0
     bytes: int = 0
@@ -112,13 +112,14 @@ class CLExecutor:
         # one kernel object per launch (argument state is per object), static arguments
         # set once; remember where the per-call ones go
         self._per_call = []                          # (kernel, arg index, slot)
-        self.launches = {}                           # id(step) -> [(kernel, global, local)]
+        self.launches = {}                           # id(step) -> [(kernel, global, local, offset)]
         for step in p.steps:
             if not isinstance(step, CLLaunch):
                 continue
-            made = [(cl.Kernel(p.program, entry), glob, local) for entry, glob, local in step.kernels]
+            made = [(cl.Kernel(p.program, entry), glob, local, offset)
+                    for entry, glob, local, offset in step.kernels]
             self.launches[id(step)] = made
-            for kernel, _, _ in made:
+            for kernel, *_ in made:
                 for k, slot in enumerate(step.slots):
                     if slot in self._dynamic:
                         self._per_call.append((kernel, 2 * k, slot))
@@ -247,8 +248,8 @@ class CLExecutor:
             for step in p.steps:
                 t0 = time.perf_counter() if timed else 0.0
                 if isinstance(step, CLLaunch):
-                    for kernel, glob, local in self.launches[id(step)]:
-                        self.cl.enqueue_nd_range_kernel(self.queue, kernel, glob, local)
+                    for kernel, glob, local, offset in self.launches[id(step)]:
+                        self.cl.enqueue_nd_range_kernel(self.queue, kernel, glob, local, offset)
                 else:
                     self._host_call(step)
                 if timed:

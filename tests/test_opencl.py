@@ -59,6 +59,63 @@ def test_elementwise_sizes_not_multiples_of_the_work_group(n, fuse):
     close(compiled_result(f, x, a, fuse=fuse), f(x, a))
 
 
+def _kernel_infos(cf):
+    return [k for e in cf._cache.values() if not isinstance(e, str) for k in e.forward.kernels]
+
+
+@needs_device
+def test_dimension_0_bounds_check_only_where_the_ndrange_overshoots(monkeypatch):
+    """A check on get_global_id(0) makes Intel's CPU vectoriser mask the whole body (W1
+    ran at half speed): a size that fills whole work-groups has none, any other is split
+    on CPU runtimes into unchecked whole groups plus a checked last group launched at a
+    global offset (scatter initialisations too). GPUs keep one checked launch."""
+    monkeypatch.setenv("KILN_OPENCL_STYLE", "cpu")
+
+    def f(x, a):
+        return x * torch.sigmoid(x) * a + 1
+    for n, parts in ((4096, 1), (1000, 2), (10, 1)):
+        cf = torch.compile(f, backend="opencl")
+        x, a = torch.randn(n), torch.randn(n)
+        cf(x, a)
+        close(cf(x, a), f(x, a))
+        (info,) = _kernel_infos(cf)
+        launches = info.extra["launches"]
+        assert len(launches) == parts, (n, launches)
+        checks = info.source.count(f"if (v_i0 >= {n}L) return;")
+        assert checks == (0 if n == 4096 else 1), info.source
+        assert "for (int u" not in info.source      # no coarsening loop
+        if parts == 2:
+            (_, g0, l0), (_, g1, l1) = launches
+            assert g0 == (768,) and l0 == l1 == (256,) and g1 == (256,)
+            assert info.source.index(f">= {n}L") > info.source.index("_tail(")
+    # three dimensions, and a scatter kernel's initialisation, both with a split tail
+    torch.manual_seed(0)
+    emb = nn.Embedding(7, 300)
+    idx = torch.tensor([[1, 0, 6], [3, 3, 2]])
+
+    w = torch.randn(3, 1, 300)
+
+    def g(i, y):
+        return emb(i).sum(), torch.tanh(y) * w       # broadcast: a 3-d NDRange
+    cg = torch.compile(g, backend="opencl")
+    y = torch.randn(2, 3, 5, 300)
+    cg(idx, y)
+    emb.zero_grad()
+    loss, t = cg(idx, y)
+    loss.backward()
+    got = emb.weight.grad.clone()
+    emb.zero_grad()
+    loss_e, t_e = g(idx, y)
+    loss_e.backward()
+    close(t, t_e)
+    close(got, emb.weight.grad)
+    exe = next(e for e in cg._cache.values() if not isinstance(e, str))
+    tails = [ln for e in (exe.forward, exe.backward) for k in e.kernels
+             for ln in k.extra.get("launches", ()) if ln[0].endswith("_tail")]
+    assert {name.split("_")[1] for name, _, _ in tails} >= {"tanh", "index"}
+    assert any(len(glob) == 3 for _, glob, _ in tails)
+
+
 @needs_device
 @pytest.mark.parametrize("shape", [(1, 1), (3, 1), (5, 33), (37, 100), (9, 1031), (2, 70000)])
 def test_row_reductions_of_awkward_sizes(shape):

@@ -55,8 +55,9 @@ class Target:
     ``int`` where it fits. CPU runtimes: Intel's vectoriser packs 16 work-items of
     dimension 0 into one AVX-512 register, so groups are multiples of 16; a row
     reduction uses one such group (measured fastest for W2's rows of 1024, and its
-    partials combine after a single barrier); elementwise work-items take 8 points each;
-    a deeper matmul step (32) halves the barriers per flop."""
+    partials combine after a single barrier); a deeper matmul step (32) halves the
+    barriers per flop. Elementwise kernels take one point per work-item everywhere
+    (see ``opencl_loops.item_plan``)."""
 
     device: object
     is_cpu: bool
@@ -64,7 +65,6 @@ class Target:
     simd: int
     item_group: int
     group_size: int
-    item_unroll: int
     matmul_tk: int
     min_groups: int
     max_work_group_size: int
@@ -79,7 +79,6 @@ def target_for(dev) -> Target:
     cap = dev.max_work_group_size
     return Target(device=dev, is_cpu=cpu, fp64=dev.fp64, simd=16 if cpu else 32,
                   item_group=min(256, cap), group_size=min(16 if cpu else 256, cap),
-                  item_unroll=8 if cpu else 1,
                   matmul_tk=32 if cpu else 16, min_groups=2 * dev.compute_units,
                   max_work_group_size=cap, local_mem_size=dev.local_mem_size)
 
@@ -177,7 +176,7 @@ def compile_graph(graph, fuse=True, debug=0, device=None):
             infos.append(KernelInfo(k.name, list(k.nodes), list(k.outputs), "", k.flops, k.bytes,
                                     {"opaque": k.op, "reason": k.reason}))
             continue
-        launches = [(ln.entry, ln.global_size, ln.local_size) for ln in pk.launches
+        launches = [(ln.entry, ln.global_size, ln.local_size, ln.offset) for ln in pk.launches
                     if math.prod(ln.global_size) > 0]
         steps.append(CLLaunch(k.name, launches,
                               tuple(slot_of[b.node] for b in k.buffers if not b.local),

@@ -19,11 +19,13 @@ A ``LoopKernel`` is printed one of two ways:
   the positions it wrote itself, so they need no extra barrier.
 
 Sizes are compile-time constants; the NDRange is rounded up to whole work-groups and
-work-items past the end return at once (``item``) or skip their positions (``group``).
+work-items past the end return at once (``item``; on CPU runtimes the last, partial
+work-group is a separate launch so that the others run without the check, see
+``item_entries``) or skip their positions (``group``).
 
-A ``ScatterKernel`` is two entry points: a parallel initialisation and one work-item
-that applies the data-dependent writes in order (writes may collide, and ``index_put``
-must let the last write win).
+A ``ScatterKernel`` is a parallel initialisation (launched like an item kernel) and one
+work-item that applies the data-dependent writes in order (writes may collide, and
+``index_put`` must let the last write win).
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ class Launch:
     entry: str
     global_size: tuple
     local_size: tuple
+    offset: tuple | None = None      # global work offset (the tail launch of a split)
 
 
 @dataclass
@@ -142,32 +145,26 @@ def item_launch(sizes, device):
 
 # -- the item strategy ------------------------------------------------------------------
 def item_plan(outer, target):
-    """NDRange sizes (innermost first), work-group size, and how many elements of
-    dimension 0 each work-item takes (``per_item``). Coarsening keeps access coalesced:
-    work-group ``g`` covers ``local*per_item`` consecutive positions, and in step ``u``
-    its work-items take ``g*local*per_item + u*local + lid``, neighbours side by side.
-    On CPU runtimes it amortises the cost of scheduling a work-group, which otherwise
-    dominates a streaming kernel. Only for sizes that split into whole groups: Intel's
-    vectoriser turns a bounds check inside the loop into masked code at half the speed
-    (the stride is read from ``get_local_size`` for the same reason: a literal stride
-    made that compiler's code twice as slow)."""
+    """NDRange sizes (innermost first), global and work-group sizes of an item kernel.
+
+    One point per work-item, no coarsening loop: on Intel's CPU runtime a work-item that
+    walked 8 points (``first + u*local``) made every work-group touch 8 separate places
+    of each buffer at once, and the streaming kernels ran at 55-65% of the speed of one
+    point per work-item (W1: 1.9 vs 1.5 ms), which already reaches memory bandwidth;
+    scheduling 256-wide work-groups costs nothing measurable even at 64K points."""
     if not outer:
-        return [1], (1,), 1
+        return [1], (1,), (1,)
     rev = list(reversed(outer))
     sizes = [v.size for v in rev[:2]]
     if len(rev) > 2:
         sizes.append(math.prod(v.size for v in rev[2:]))
     glob, local = item_launch(sizes, target)
-    per_item = 1
-    while (per_item < target.item_unroll and sizes[0] % (2 * per_item * local[0]) == 0
-           and sizes[0] >= 2 * per_item * local[0] * max(1, target.min_groups // 2)):
-        per_item *= 2
-    return sizes, local, per_item
+    return sizes, glob, local
 
 
-def _declare_outer_item(out, p, outer, local, per_item, body):
-    """Bind the outer Vars to NDRange ids (dimension 0 through a loop of ``per_item``
-    steps) and print ``body()`` at each point, with the out-of-range guards."""
+def _declare_outer_item(out, p, outer, guard0, body):
+    """Bind the outer Vars to NDRange ids and print ``body()`` at each point, behind the
+    out-of-range guards (dimension 0's only when ``guard0``)."""
     if not outer:
         body()
         return
@@ -192,21 +189,47 @@ def _declare_outer_item(out, p, outer, local, per_item, body):
     if conds:
         out.emit(f"if ({' || '.join(conds)}) return;")
     v0 = dims[0]
-    if per_item == 1:
-        out.emit(f"const long {cv(v0)} = get_global_id(0);")
+    out.emit(f"const long {cv(v0)} = get_global_id(0);")
+    if guard0:
         out.emit(f"if ({cv(v0)} >= {v0.size}L) return;")
-        p.vars[v0] = cv(v0)
-        body()
-        return
-    out.emit("const long lsize = get_local_size(0);")
-    out.emit(f"const long first = get_group_id(0) * lsize * {per_item}L + get_local_id(0);")
-    out.open(f"for (int u = 0; u < {per_item}; u++)")
-    p.push()
-    out.emit(f"const long {cv(v0)} = first + u * lsize;")
     p.vars[v0] = cv(v0)
     body()
-    p.pop()
-    out.close()
+
+
+def item_entries(kernel, target, fp64, name, emit_body):
+    """The entry points and launches of an item kernel whose per-point work
+    ``emit_body(out, p)`` prints: ``(text, launches, printers)``.
+
+    Dimension 0's bounds check is only printed where the NDRange overshoots. On CPU
+    runtimes an overshooting size is split in two launches of two entry points: the
+    whole work-groups without the check, then the last partial group (started at a
+    global offset) with it. Intel's vectoriser packs work-items of dimension 0 into SIMD
+    lanes, so a check on ``get_global_id(0)`` is divergent and turns the whole body into
+    masked code at half the speed (W1 took 4.9 instead of 2.2 ms with the check). The
+    checks of dimensions 1 and 2 are uniform across those lanes and cost nothing. GPUs
+    keep one launch: there the check only diverges in the last work-group."""
+    sizes, glob, local = item_plan(kernel.outer, target)
+    n0, l0 = sizes[0], local[0]
+    whole = n0 // l0 * l0
+    if whole == glob[0]:
+        parts = [(name, False, glob, None)]
+    elif target.is_cpu and whole > 0:
+        parts = [(name, False, (whole,) + glob[1:], None),
+                 (f"{name}_tail", True, (l0,) + glob[1:], (whole,) + (0,) * (len(glob) - 1))]
+    else:
+        parts = [(name, True, glob, None)]
+    texts, launches, printers = [], [], []
+    params, setup = buffer_params(kernel)
+    for entry, guard0, g, offset in parts:
+        out = Lines()
+        p = ExprPrinter(out, kernel.buffers, fp64=fp64, narrow_index=not target.is_cpu)
+        for line in setup:
+            out.emit(line)
+        _declare_outer_item(out, p, kernel.outer, guard0, lambda: emit_body(out, p))
+        texts.append(_function(entry, params, out, local))
+        launches.append(Launch(entry, g, local, offset))
+        printers.append(p)
+    return "\n".join(texts), launches, printers
 
 
 def _loops(out, p, dims, body):
@@ -262,31 +285,27 @@ def _private_rows(out, kernel):
 
 
 def print_item(kernel: LoopKernel, target, fp64):
-    out = Lines()
-    p = ExprPrinter(out, kernel.buffers, fp64=fp64, narrow_index=not target.is_cpu)
-    params, setup = buffer_params(kernel)
-    for line in setup:
-        out.emit(line)
-    sizes, local, per_item = item_plan(kernel.outer, target)
-
-    def body():
+    def body(out, p):
         _private_rows(out, kernel)
         for ph in kernel.phases:
             if isinstance(ph, Reduce):
                 _item_reduce(out, p, ph)
             else:
                 _loops(out, p, list(ph.dims), lambda ph=ph: [emit_store(p, s) for s in ph.stores])
-    _declare_outer_item(out, p, kernel.outer, local, per_item, body)
-    glob = _item_global(sizes, local, per_item)
-    text = _function(kernel.name, params, out, local)
-    what = f"one work-item per {per_item} points" if per_item > 1 else "one work-item per point"
-    return _printed(kernel, f"{what}, work-groups of {local}", p, text,
-                    [Launch(kernel.name, glob, local)])
+    text, launches, printers = item_entries(kernel, target, fp64, kernel.name, body)
+    p = _merged(printers)
+    split = ", split off the last work-group" if len(launches) > 1 else ""
+    return _printed(kernel, f"one work-item per point, work-groups of {launches[0].local_size}"
+                            f"{split}", p, text, launches)
 
 
-def _item_global(sizes, local, per_item):
-    first = round_up(-(-sizes[0] // per_item), local[0])
-    return (first,) + tuple(round_up(n, l) for n, l in zip(sizes[1:], local[1:]))
+def _merged(printers):
+    """The first printer, carrying the helpers and fp64 use of all of them."""
+    p = printers[0]
+    for q in printers[1:]:
+        p.helpers |= q.helpers
+        p.uses_fp64 |= q.uses_fp64
+    return p
 
 
 def _function(name, params, out, local=None):
@@ -475,15 +494,10 @@ def print_scatter_kernel(kernel: ScatterKernel, device, fp64):
     check_fp64(kernel, fp64)
     params, setup = buffer_params(kernel)
     # 1. initialise the target, one work-item per element
-    out = Lines()
-    p = ExprPrinter(out, kernel.buffers, fp64=fp64, narrow_index=not device.is_cpu)
-    for line in setup:
-        out.emit(line)
-    sizes, local, per_item = item_plan(kernel.outer, device)
-    _declare_outer_item(out, p, kernel.outer, local, per_item,
-                        lambda: [emit_store(p, st) for st in kernel.init.stores])
-    glob = _item_global(sizes, local, per_item)
-    init = _function(f"{kernel.name}_init", params, out, local)
+    init, init_launches, printers = item_entries(
+        kernel, device, fp64, f"{kernel.name}_init",
+        lambda out, p: [emit_store(p, st) for st in kernel.init.stores])
+    p = _merged(printers)
     # 2. the writes, in order, by one work-item
     out2 = Lines()
     q = ExprPrinter(out2, kernel.buffers, fp64=fp64, narrow_index=False)
@@ -507,8 +521,7 @@ def print_scatter_kernel(kernel: ScatterKernel, device, fp64):
     p.helpers |= q.helpers
     p.uses_fp64 |= q.uses_fp64
     return _printed(kernel, "parallel init, sequential scatter", p, init + "\n" + scatter,
-                    [Launch(f"{kernel.name}_init", glob, local),
-                     Launch(f"{kernel.name}_scatter", (1,), (1,))])
+                    init_launches + [Launch(f"{kernel.name}_scatter", (1,), (1,))])
 
 
 __all__ = ["Launch", "Printed", "print_loop_kernel", "print_scatter_kernel", "item_launch",

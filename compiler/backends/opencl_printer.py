@@ -300,6 +300,9 @@ class ExprPrinter:
         if op == "sign":
             return f"{x} > 0 ? {one} : ({x} < 0 ? {literal(-1, t)} : {x})"
         if op == "sigmoid":
+            # full-precision exp and division on purpose: native_exp/native_recip and
+            # -cl-fast-relaxed-math gave W1 no measurable speed (it is memory-bound on
+            # Intel's CPU runtime, whose exp is a vector SVML call) for 100x the error
             return f"{one} / ({one} + exp(-{x}))"
         if op in ("exp", "log", "log1p", "sqrt", "sin", "cos", "tanh", "erf", "floor", "trunc"):
             return f"{op}({x})"
