@@ -12,6 +12,7 @@ import weakref
 import numpy as np
 
 from compiler.ops import REGISTRY, Emitter, OpError
+from runtime import host_memory
 from .autograd.grad_mode import is_grad_enabled
 from .tensor import Tensor
 from .tracing_hook import on_create
@@ -22,6 +23,9 @@ from .autograd.graph import OpNode, stale_message, stale_tensor
 _VIEW_KINDS = ("movement", "index", "window")
 
 TRACER = None  # the active frontend.tracer.Tracer while frontend.compile traces
+
+
+host_memory.keep_freed_blocks()   # eager steps reuse the same few array sizes
 
 
 def apply(op_name, *inputs, grad_name=None, scalar_inputs=(), **attrs):

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from ..dtypes import FLOAT, bool_
-from . import rules
+from . import kernels, rules
 from .registry import OpError, Spec, defop
 
 
@@ -161,7 +161,7 @@ def _where_grad(E, g, out, c, a, b):
     return (None, E.sum_to(E.where(c, g, zero), a.shape), E.sum_to(E.where(c, zero, g), b.shape))
 
 
-defop("where", "elementwise", infer=_where_infer, ref=np.where, grad=_where_grad)
+defop("where", "elementwise", infer=_where_infer, ref=kernels.where, grad=_where_grad)
 
 
 def _clamp_infer(x, lo, hi):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..dtypes import INT
+from . import kernels
 from .registry import OpError, Spec, defop
 
 
@@ -107,7 +108,8 @@ def _check_bounds(name, idx, size):
 
 def _gather_ref(x, idx, axis):
     _check_bounds("gather", idx, x.shape[axis])
-    return np.take_along_axis(x, idx, axis=axis)
+    out = kernels.gather_one(x, idx, axis)
+    return np.take_along_axis(x, idx, axis=axis) if out is None else out
 
 
 defop("gather", "index", infer=_gather_infer, ref=_gather_ref,
@@ -121,6 +123,9 @@ def _scatter_add_infer(g, idx, axis, shape):
 
 def _scatter_add_ref(g, idx, axis, shape):
     _check_bounds("scatter_add", idx, shape[axis])
+    out = kernels.scatter_one(g, idx, axis, shape)
+    if out is not None:
+        return out
     out = np.zeros(shape, g.dtype)
     if idx.shape[axis] == 1:
         # one index per slice along ``axis`` (max(dim), max-pool, nll_loss): no two sources

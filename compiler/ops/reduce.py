@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from ..dtypes import int64
-from . import rules
+from . import kernels, rules
 from .registry import OpError, Spec, defop
 
 
@@ -66,6 +66,10 @@ def _arg_ref(fn):
     def ref(x, axis, keepdim):
         if x.ndim == 0:
             return np.zeros((), np.int64)
+        if axis is not None:
+            r = kernels.scan_arg(x, axis, keepdim, largest=fn is np.argmax)
+            if r is not None:
+                return r
         r = fn(x, axis=axis, keepdims=keepdim).astype(np.int64)
         return r.reshape((1,) * x.ndim) if axis is None and keepdim else r
     return ref

@@ -78,7 +78,13 @@ def _fold_ref(cols, shape, kernel, stride, padding, dilation):
     """Scatter-add each kernel offset's plane back: prod(kernel) strided adds, no np.add.at."""
     d = len(kernel)
     padded = tuple(n + lo + hi for n, (lo, hi) in zip(shape[2:], padding))
-    out = np.zeros(tuple(shape[:2]) + padded, cols.dtype)
+    # lay the output's axes out in memory in the order of the matching axes of ``cols``
+    # (N, C, *out), so that every offset's add runs along the same long contiguous
+    # stretches in both (a convolution's input gradient arrives batch-innermost)
+    axes = (0, 1) + tuple(range(2 + d, 2 + 2 * d))
+    order = sorted(range(2 + d), key=lambda i: -cols.strides[axes[i]])
+    full = tuple(shape[:2]) + padded
+    out = np.zeros(tuple(full[i] for i in order), cols.dtype).transpose(np.argsort(order))
     outs = cols.shape[2 + d:]
     for offset in itertools.product(*(range(k) for k in kernel)):
         window = tuple(slice(o * dl, o * dl + st * (n - 1) + 1, st)

@@ -67,6 +67,13 @@ def _squeeze0(y):
 
 # -- convolution -----------------------------------------------------------------------
 def _conv_body(x, w, b, stride, pads, dilation, groups):
+    """im2col, then one matmul per group over the whole batch: ``(O/G, K) @ (K, N*L)``.
+
+    Folding the batch into the matmul's columns gives BLAS one wide product instead of
+    N small ones, and makes the weight gradient one product with a long inner dimension.
+    When the input needs a gradient the columns are laid out batch-innermost, so the
+    input gradient's col2im (``fold``) adds long contiguous runs; otherwise the batch
+    goes outside the spatial positions, which makes the im2col copy cheaper."""
     n, c = x.shape[:2]
     out_ch, kernel = w.shape[0], tuple(w.shape[2:])
     d = len(kernel)
@@ -74,12 +81,23 @@ def _conv_body(x, w, b, stride, pads, dilation, groups):
                  pad_value=0.0)                                      # (N, C, *k, *out)
     out_sp = tuple(cols.shape[2 + d:])
     k = (c // groups) * math.prod(kernel)
-    cols = apply("reshape", cols, shape=(n, groups, k, math.prod(out_sp)))
+    sp_axes, k_axes = tuple(range(2 + d, 2 + 2 * d)), tuple(range(2, 2 + d))
+    batch_last = x.requires_grad
+    perm = (1,) + k_axes + (sp_axes + (0,) if batch_last else (0,) + sp_axes)
+    cols = apply("permute", cols, perm=perm)                         # (C, *k, [N], *out, [N])
+    cols = apply("reshape", cols, shape=(groups, k, n * math.prod(out_sp)))
     wm = apply("reshape", w, shape=(groups, out_ch // groups, k))
-    y = apply("matmul", wm, cols)                                    # (N, G, O/G, L)
-    y = apply("reshape", y, shape=(n, out_ch) + out_sp)
+    y = apply("matmul", wm, cols)                                    # (G, O/G, N*L)
+    if batch_last:
+        y = apply("reshape", y, shape=(out_ch,) + out_sp + (n,))
+        y = apply("permute", y, perm=(d + 1, 0) + tuple(range(1, d + 1)))
+    else:
+        y = apply("reshape", y, shape=(out_ch, n) + out_sp)
+        y = apply("permute", y, perm=(1, 0) + tuple(range(2, d + 2)))
     if b is not None:
-        y = apply("add", y, apply("reshape", b, shape=(out_ch,) + (1,) * d))
+        y = apply("add", apply("copy", y), apply("reshape", b, shape=(out_ch,) + (1,) * d))
+    else:
+        y = apply("copy", y)                                         # contiguous (N, O, *out)
     return y
 
 
