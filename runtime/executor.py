@@ -59,8 +59,10 @@ class Program:
     arena_bytes: int = 0
     scratch_bytes: int = 0       # per thread
     extra: dict = field(default_factory=dict)
+    workspace_bytes: int = 0     # shared by all threads (split-K partial products)
 
 
+SCRATCH_HEADER = 64               # bytes before each thread's scratch: the workspace address
 MIN_PARALLEL_SECONDS = 100e-6     # estimated one-thread run time below which one thread runs
 
 
@@ -121,6 +123,7 @@ class Executor:
             self.steps.append(_Segment(run))
         self._scratch = None
         self._scratch_threads = 0
+        self._workspace = None
         self._runner = native_runner.run_list()
 
     def _bind(self, slot, array):
@@ -128,13 +131,27 @@ class Executor:
         self.table[slot] = array.ctypes.data if array.size else None
 
     def _scratch_for(self, nthreads):
-        if self._scratch_threads < nthreads:
-            size = max(self.program.scratch_bytes, 64)
-            self._scratch = np.empty(size * nthreads + 64, np.uint8)
-            self._scratch_threads = nthreads
+        """(thread 0's scratch address, distance between threads' scratch). Each thread's
+        scratch is preceded by a 64-byte header whose first word is the address of the
+        workspace shared by all threads (``Program.workspace_bytes``; a split-K matmul
+        keeps its per-piece partial products there: whichever thread computes a piece,
+        another may reduce it)."""
         stride = max(self.program.scratch_bytes, 64)
         stride += (-stride) % 64
-        return self._scratch.ctypes.data + (-self._scratch.ctypes.data) % 64, stride
+        stride += SCRATCH_HEADER
+        if self._scratch_threads < nthreads:
+            self._scratch = np.empty(stride * nthreads + 64, np.uint8)
+            self._scratch_threads = nthreads
+            base = self._scratch.ctypes.data + (-self._scratch.ctypes.data) % 64
+            if self._workspace is None and self.program.workspace_bytes:
+                self._workspace = np.empty(self.program.workspace_bytes + 64, np.uint8)
+            address = 0
+            if self._workspace is not None:
+                address = self._workspace.ctypes.data + (-self._workspace.ctypes.data) % 64
+            for tid in range(nthreads):
+                ctypes.c_void_p.from_address(base + tid * stride).value = address
+        base = self._scratch.ctypes.data + (-self._scratch.ctypes.data) % 64
+        return base + SCRATCH_HEADER, stride
 
     # -- calling ---------------------------------------------------------------------
     def run(self, inputs, capture=False):

@@ -409,3 +409,104 @@ def test_implicit_gemm_conv_packs_window_runs(stride):
     assert texts
     if stride == 1:
         assert any("llvm.masked.load" in t for t in texts)
+
+
+# -- split-K: few output tiles, long K -------------------------------------------------------
+def _split_k_graph(bshape, m, n, k, dtype, epilogue):
+    b = Builder("split_k")
+    a = b.input("a", bshape + (m, k), dtype)
+    w = b.input("w", bshape + (k, n), dtype)
+    y = b.matmul(a, w)
+    inputs = [(RNG.standard_normal(bshape + (m, k))).astype(dtype.np),
+              (RNG.standard_normal(bshape + (k, n))).astype(dtype.np)]
+    if epilogue:
+        c = b.input("c", (n,), dtype)
+        y = b.relu(b.add(y, c))
+        inputs.append(RNG.standard_normal(n).astype(dtype.np))
+    b.g.set_outputs([y])
+    return b.g, inputs
+
+
+@pytest.mark.parametrize("bshape,m,n,k,dtype,epilogue", [
+    ((), 6, 25, 50176, dt.float32, False),        # LeNet conv1 weight gradient's shape
+    ((), 16, 150, 6400, dt.float32, True),        # conv2's, with a bias + ReLU epilogue
+    ((2,), 5, 7, 60000, dt.float32, True),        # batched: two tasks, each split
+    ((), 6, 25, 50176, dt.float64, True),
+    ((3,), 9, 20, 20000, dt.float64, False),
+])
+def test_split_k_matches_and_is_independent_of_thread_count(bshape, m, n, k, dtype, epilogue):
+    """Too few output tiles to share and a long K: K is cut into pieces whose partial
+    products are reduced in a fixed order, so 1 and 2 threads give identical bits."""
+    from compiler.backends import llvm_matmul
+    g, inputs = _split_k_graph(bshape, m, n, k, dtype, epilogue)
+    exe = compile_graph(g, backend="llvm")
+    assert exe.num_kernels == 1
+    assert "K split in" in exe.kernels[0].source.splitlines()[0]
+    assert exe.executor.program.workspace_bytes > 0
+    want = inputs[0].astype(np.float64) @ inputs[1].astype(np.float64)
+    if epilogue:
+        want = np.maximum(want + inputs[2], 0)
+    old = get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 1, 2):
+            set_num_threads(threads)
+            results.append(exe.run(inputs)[0].copy())
+    finally:
+        set_num_threads(old)
+    for r in results[1:]:
+        assert np.array_equal(r, results[0])
+    tol = 1e-4 if dtype is dt.float32 else 1e-10
+    np.testing.assert_allclose(results[0], want, rtol=tol, atol=tol * math.sqrt(k))
+    # the same kernel without the split agrees to rounding
+    old_flag, llvm_matmul.SPLIT_K = llvm_matmul.SPLIT_K, False
+    try:
+        plain = compile_graph(g, backend="llvm")
+    finally:
+        llvm_matmul.SPLIT_K = old_flag
+    assert "K split" not in plain.kernels[0].source.splitlines()[0]
+    assert plain.executor.program.workspace_bytes == 0
+    np.testing.assert_allclose(plain.run(inputs)[0], results[0], rtol=tol, atol=tol * math.sqrt(k))
+
+
+def test_split_k_only_when_tiles_are_few():
+    from compiler.backends.llvm_matmul import split_k_pieces
+    assert split_k_pieces(tasks=1, slices=98, flops=15_000_000, max_threads=4) == 8
+    assert split_k_pieces(tasks=4, slices=98, flops=60_000_000, max_threads=4) == 1
+    assert split_k_pieces(tasks=1, slices=1, flops=15_000_000, max_threads=4) == 1
+    assert split_k_pieces(tasks=1, slices=20, flops=1_000_000, max_threads=4) == 1
+    assert split_k_pieces(tasks=2, slices=3, flops=60_000_000, max_threads=4) == 3
+
+
+def test_split_k_weight_gradient_of_a_convolution():
+    """The weight gradient of a stride-1 convolution over a batch: an unfold window read
+    by runs, a long K cut into pieces; compared with PyTorch on 1 and 2 threads."""
+    import torch
+    import frontend
+    import frontend.nn.functional as F
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
+    w = rng.standard_normal((6, 1, 5, 5)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+
+    def f(x, w, b):
+        return F.relu(F.conv2d(x, w, b)).sum()
+    compiled = frontend.compile(f)
+    tw = torch.tensor(w, requires_grad=True)
+    torch.relu(torch.nn.functional.conv2d(torch.tensor(x), tw, torch.tensor(b))).sum().backward()
+    grads = []
+    old = get_num_threads()
+    try:
+        for threads in (1, 2, 1, 2):
+            set_num_threads(threads)
+            kw = frontend.tensor(w.copy(), requires_grad=True)
+            compiled(frontend.tensor(x), kw, frontend.tensor(b)).backward()
+            grads.append(kw.grad.numpy().copy())
+    finally:
+        set_num_threads(old)
+    for gr in grads[2:]:       # calls 2.. run compiled code (the first traces eagerly)
+        assert np.array_equal(gr, grads[1])
+        np.testing.assert_allclose(gr, tw.grad.numpy(), rtol=1e-4, atol=1e-3)
+    entry = next(iter(compiled._cache.values()))
+    heads = [k.source.splitlines()[0] for k in entry.backward.kernels if "matmul" in k.name]
+    assert any("K split in" in h for h in heads), heads

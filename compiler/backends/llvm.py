@@ -40,7 +40,8 @@ PLACEHOLDER = "KILNKERNEL"
 
 
 def print_kernel(kernel, vector_bits):
-    """(module text, exported symbol, cache key, scratch bytes) for a non-opaque kernel."""
+    """(module text, exported symbol, cache key, per-thread scratch bytes, threads, shared
+    workspace bytes) for a non-opaque kernel."""
     scratch = 0
     if isinstance(kernel, LoopKernel):
         body, printer = print_loop_kernel(kernel, PLACEHOLDER)
@@ -49,6 +50,8 @@ def print_kernel(kernel, vector_bits):
     elif isinstance(kernel, MatmulKernel):
         body, printer, scratch, blocking = print_matmul_kernel(kernel, PLACEHOLDER, vector_bits)
         kind = f"matmul {blocking.mr}x{blocking.nr} tile, kc={blocking.kc}"
+        if blocking.pieces > 1:
+            kind += f", K split in {blocking.pieces}"
     elif isinstance(kernel, ScatterKernel):
         body, printer = print_scatter_kernel(kernel, PLACEHOLDER)
         kind = "scatter"
@@ -60,7 +63,8 @@ def print_kernel(kernel, vector_bits):
     symbol = f"{base}_{llvm_jit.source_key(code)[:12]}"
     code = code.replace(f"@{PLACEHOLDER}", f"@{symbol}")
     text = text.replace(f"@{PLACEHOLDER}", f"@{symbol}")
-    return text, symbol, llvm_jit.source_key(code), scratch, printer.threads
+    return (text, symbol, llvm_jit.source_key(code), scratch, printer.threads,
+            getattr(printer, "workspace", 0))
 
 
 class LLVMExecutable(KernelExecutable):
@@ -98,7 +102,7 @@ def compile_graph(graph, fuse=True, debug=0):
     slot_of, buffers, constants, memory, arena = plan_buffers(graph, kernels)
 
     # -- code ------------------------------------------------------------------------------
-    steps, infos, scratch = [], [], 0
+    steps, infos, scratch, workspace = [], [], 0, 0
     for k in kernels:
         outs = tuple((slot_of[b.node], b.node) for b in k.buffers if b.written and not b.local)
         if isinstance(k, OpaqueKernel):
@@ -106,8 +110,9 @@ def compile_graph(graph, fuse=True, debug=0):
             infos.append(KernelInfo(k.name, list(k.nodes), list(k.outputs), "", k.flops, k.bytes,
                                     {"opaque": k.op, "reason": k.reason}))
             continue
-        text, symbol, key, need, threads = print_kernel(k, target.vector_bits)
+        text, symbol, key, need, threads, shared = print_kernel(k, target.vector_bits)
         scratch = max(scratch, need)
+        workspace = max(workspace, shared)     # kernels run one after another: one is enough
         if kiln_debug.level() >= 4:
             kiln_debug.log(4, f"kernel IR and LLVM IR of {k.name}:\n{to_text(k)}\n{text}")
         address = llvm_jit.load(text, [symbol], key=key)[symbol]
@@ -130,7 +135,8 @@ def compile_graph(graph, fuse=True, debug=0):
             out_specs.append(("slot", slot_of[o]))
     program = Program(num_slots=len(slot_of), inputs=inputs, outputs=out_specs, buffers=buffers,
                       arena=arena, constants=constants, steps=steps,
-                      arena_bytes=memory.arena_bytes, scratch_bytes=scratch)
+                      arena_bytes=memory.arena_bytes, scratch_bytes=scratch,
+                      workspace_bytes=workspace)
     executor = Executor(program)
     seconds = time.perf_counter() - start
     opaque = [k.name for k in kernels if isinstance(k, OpaqueKernel)]

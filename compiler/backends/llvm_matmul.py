@@ -18,6 +18,19 @@ row block) shared among threads. Per task and per ``KC``-deep slice of k:
 With K deeper than ``KC`` the partial sums live in a per-thread tile buffer until the
 last slice. Consecutive tasks of one thread share the B block, which is then packed
 once.
+
+*Split-K.* A product with fewer tasks than threads and a long K (a convolution's weight
+gradient: ``M x N`` = channels x taps, K = batch x positions) would run on one thread.
+Its K slices are then cut into ``pieces`` (``split_k_pieces``) and the kernel runs in two
+phases within one launch: chunks ``[0, tasks*pieces)`` each compute one (task, piece)
+partial product, accumulated directly in a workspace shared by all threads (its address
+is in the header before each thread's scratch, ``runtime.executor``); the remaining
+``tasks`` chunks each wait until the first phase's chunks are all finished (the
+runner's ``finish`` counter), add the task's partials in piece order and run the
+epilogue. One launch rather than two kernels needs no new graph buffer and no extra
+launch; it cannot deadlock because chunks are claimed in order, so every partial is
+held by a thread that never waits. Pieces are per-piece (not per-thread) and their
+count depends only on the shape, so the sum is the same on any number of threads.
 """
 from __future__ import annotations
 
@@ -40,6 +53,7 @@ class Blocking:
     kc: int        # depth of a packed slice
     mc: int        # rows per task
     nc: int        # columns per task
+    pieces: int = 1  # split-K: K slices cut into this many pieces (1: no split)
 
     def scratch(self, itemsize, slices):
         """Per-thread scratch layout in bytes: (tile, A panel, B block, C partials, total)."""
@@ -49,8 +63,14 @@ class Blocking:
         a = tile + up(self.mr * self.nr)
         b = a + up(self.mc * self.kc)
         c = b + up(self.kc * self.nc)
-        total = c + (up(self.mc * self.nc) if slices > 1 else 0)
+        total = c + (up(self.mc * self.nc) if slices > 1 and self.pieces == 1 else 0)
         return tile, a, b, c, total
+
+    def partial_elems(self, itemsize):
+        """Elements of one split-K partial product (a task's ``MC x NC`` tile, rounded up
+        to whole cache lines so no two partials share one)."""
+        per_line = 64 // itemsize
+        return -(-self.mc * self.nc // per_line) * per_line
 
 
 def choose_blocking(kernel: MatmulKernel, vector_bits: int, max_threads=4) -> Blocking:
@@ -62,8 +82,12 @@ def choose_blocking(kernel: MatmulKernel, vector_bits: int, max_threads=4) -> Bl
         mr, nrv = 6, 2
     else:
         mr, nrv = 4, 2
-    nr = nrv * lanes
     m, n, k = kernel.m.size, kernel.n.size, kernel.k.size
+    if n <= (nrv - 1) * lanes:
+        # few columns (a weight gradient's kernel taps): narrower register tiles waste
+        # fewer FMAs and packed zeros on the padding
+        nrv = max(1, -(-n // lanes))
+    nr = nrv * lanes
     batch = math.prod(v.size for v in kernel.batch)
     kc = -(-k // max(-(-k // 512), 1)) if k else 1    # balanced slices of at most 512
     kc = -(-kc // 8) * 8
@@ -83,7 +107,28 @@ def choose_blocking(kernel: MatmulKernel, vector_bits: int, max_threads=4) -> Bl
         by_m = (max(mr, (mc // 2) // mr * mr), nc) if mc > 4 * mr else None
         options = [o for o in (by_n, by_m) if o is not None]
         mc, nc = min(options, key=lambda o: repacking(*o))
-    return Blocking(lanes, mr, nr, kc, mc, nc)
+    pieces = split_k_pieces(tasks(mc, nc), max(-(-k // kc), 1), 2 * batch * m * n * k,
+                            max_threads)
+    return Blocking(lanes, mr, nr, kc, mc, nc, pieces)
+
+
+SPLIT_K = True               # cut K among threads when there are too few output tiles
+SPLIT_K_MIN_FLOPS = 6_000_000      # below this a kernel is not worth splitting
+SPLIT_K_PIECE_FLOPS = 1_000_000    # ... nor cut into pieces smaller than this
+
+
+def split_k_pieces(tasks, slices, flops, max_threads):
+    """How many pieces to cut the ``slices`` K slices of every task into: 1 (no split)
+    unless the tasks are fewer than ``max_threads`` (a weight gradient: a few rows and
+    columns, a long K) and the kernel is big. About two pieces per thread per task keeps
+    a descheduled thread from holding up the others (pieces are claimed dynamically)
+    while the partials to reduce stay few. A function of the kernel's shape and the
+    constant ``max_threads`` only, never of the thread count at run time: the reduction
+    order, hence the result, is the same on any number of threads."""
+    if not SPLIT_K or tasks >= max_threads or slices < 2 or flops < SPLIT_K_MIN_FLOPS:
+        return 1
+    want = -(-2 * max_threads // tasks)
+    return max(1, min(slices, want, flops // (tasks * SPLIT_K_PIECE_FLOPS)))
 
 
 def _microkernel(symbol, ty, lanes, mr, nrv):
@@ -286,8 +331,17 @@ def print_matmul_kernel(kernel: MatmulKernel, symbol: str, vector_bits: int, max
             return []
         w.loop("0", imax, row, hint="ei")
 
-    def task(tk, carried):
-        p.push()
+    pieces = bl.pieces
+    part_elems = bl.partial_elems(t.itemsize)
+    workspace = total_tasks * pieces * part_elems * t.itemsize if pieces > 1 else 0
+    if pieces > 1:
+        # the shared workspace's address sits in the 64 bytes before this thread's scratch
+        # (runtime.executor); partial (task, piece) is at element (task*pieces+piece)*part
+        wsp = w.op("getelementptr i8, ptr %scratch, i64 -64", "wsp")
+        ws = w.op(f"load ptr, ptr {wsp}, align 8", "ws")
+
+    def decode(tk):
+        """Batch indexes, first row/column and extents of task ``tk``."""
         mblk = w.op(f"urem i64 {tk}, {mb}", "mblk")
         rest = w.op(f"udiv i64 {tk}, {mb}", "rest")
         nblk = w.op(f"urem i64 {rest}, {nb}", "nblk")
@@ -303,6 +357,57 @@ def print_matmul_kernel(kernel: MatmulKernel, symbol: str, vector_bits: int, max
         m0 = w.op(f"mul i64 {mblk}, {bl.mc}", "m0")
         mleft = w.op(f"sub i64 {M}, {m0}", "ml")
         mcur = w.op(f"call i64 @llvm.smin.i64(i64 {mleft}, i64 {bl.mc})", "mcur")
+        return rest, n0, ncur, m0, mcur
+
+    def panels(ncur, mcur, n0, m0, inner):
+        """For every ``MR x NR`` register tile of the task: ``inner(jrb, irb, mrow, ncol,
+        imax, jmax)`` (column panels outer, as the packed B block is laid out)."""
+        npanels = w.op(f"add i64 {ncur}, {bl.nr - 1}", "np")
+        npanels = w.op(f"udiv i64 {npanels}, {bl.nr}", "np")
+        mpanels = w.op(f"add i64 {mcur}, {bl.mr - 1}", "mp")
+        mpanels = w.op(f"udiv i64 {mpanels}, {bl.mr}", "mp")
+
+        def jpanel(jrb, _):
+            p.push()
+            jr = w.op(f"mul i64 {jrb}, {bl.nr}", "jr")
+            jleft = w.op(f"sub i64 {ncur}, {jr}", "jl")
+            jmax = w.op(f"call i64 @llvm.smin.i64(i64 {jleft}, i64 {bl.nr})", "jmax")
+            ncol = w.op(f"add i64 {n0}, {jr}", "ncol")
+
+            def ipanel(irb, _):
+                p.push()
+                ir = w.op(f"mul i64 {irb}, {bl.mr}", "ir")
+                ileft = w.op(f"sub i64 {mcur}, {ir}", "il")
+                imax = w.op(f"call i64 @llvm.smin.i64(i64 {ileft}, i64 {bl.mr})", "imax")
+                mrow = w.op(f"add i64 {m0}, {ir}", "mrow")
+                inner(jrb, irb, jr, ir, mrow, ncol, imax, jmax)
+                p.pop()
+                return []
+            w.loop("0", mpanels, ipanel, hint="irb")
+            p.pop()
+            return []
+        w.loop("0", npanels, jpanel, hint="jrb")
+
+    def tile_slot(jrb, irb):
+        """Element offset of register tile (jrb, irb) in a task's C partials."""
+        per = bl.mc // bl.mr
+        slot = w.op(f"mul i64 {jrb}, {per}", "cs")
+        slot = w.op(f"add i64 {slot}, {irb}", "cs")
+        return w.op(f"mul i64 {slot}, {bl.mr * bl.nr}", "cs")
+
+    def task(tk, carried, piece=None):
+        """Task ``tk`` over all of K (then the epilogue), or with ``piece``, over that
+        piece of the K slices into its partial in the workspace (no epilogue)."""
+        p.push()
+        rest, n0, ncur, m0, mcur = decode(tk)
+        if piece is None:
+            kb0, kb1 = "0", str(slices)
+        else:
+            kb0, kb1 = chunk_bounds(w, piece, slices, pieces)
+            unit = w.op(f"mul i64 {tk}, {pieces}", "unit")
+            unit = w.op(f"add i64 {unit}, {piece}", "unit")
+            unit = w.op(f"mul i64 {unit}, {part_elems}", "unit")
+            part = w.op(f"getelementptr {ty}, ptr {ws}, i64 {unit}", "part")
 
         def slice_(kb, _):
             p.push()
@@ -322,69 +427,136 @@ def print_matmul_kernel(kernel: MatmulKernel, symbol: str, vector_bits: int, max
             else:
                 pack_b(n0, ncur, pc, kcur)
             pack_a(m0, mcur, pc, kcur)
-            npanels = w.op(f"add i64 {ncur}, {bl.nr - 1}", "np")
-            npanels = w.op(f"udiv i64 {npanels}, {bl.nr}", "np")
-            mpanels = w.op(f"add i64 {mcur}, {bl.mr - 1}", "mp")
-            mpanels = w.op(f"udiv i64 {mpanels}, {bl.mr}", "mp")
 
-            def jpanel(jrb, _):
-                p.push()
-                jr = w.op(f"mul i64 {jrb}, {bl.nr}", "jr")
+            def inner(jrb, irb, jr, ir, mrow, ncol, imax, jmax):
                 boff = w.op(f"mul i64 {jr}, {kcur}", "bo")
                 bptr = w.op(f"getelementptr {ty}, ptr {bp}, i64 {boff}", "bptr")
-                jleft = w.op(f"sub i64 {ncur}, {jr}", "jl")
-                jmax = w.op(f"call i64 @llvm.smin.i64(i64 {jleft}, i64 {bl.nr})", "jmax")
-                ncol = w.op(f"add i64 {n0}, {jr}", "ncol")
-
-                def ipanel(irb, _):
-                    p.push()
-                    ir = w.op(f"mul i64 {irb}, {bl.mr}", "ir")
-                    aoff = w.op(f"mul i64 {ir}, {kcur}", "ao")
-                    aptr = w.op(f"getelementptr {ty}, ptr {ap}, i64 {aoff}", "aptr")
-                    ileft = w.op(f"sub i64 {mcur}, {ir}", "il")
-                    imax = w.op(f"call i64 @llvm.smin.i64(i64 {ileft}, i64 {bl.mr})", "imax")
-                    mrow = w.op(f"add i64 {m0}, {ir}", "mrow")
-                    if slices == 1:
-                        w.emit(f"call void @{symbol}.mk(ptr {aptr}, ptr {bptr}, i64 {kcur}, "
-                               f"ptr {tile}, i1 false)")
-                        epilogue(tile, mrow, ncol, imax, jmax)
-                    else:
-                        per = bl.mc // bl.mr
-                        slot = w.op(f"mul i64 {jrb}, {per}", "cs")
-                        slot = w.op(f"add i64 {slot}, {irb}", "cs")
-                        slot = w.op(f"mul i64 {slot}, {bl.mr * bl.nr}", "cs")
-                        ct = w.op(f"getelementptr {ty}, ptr {cacc}, i64 {slot}", "ct")
-                        again = w.op(f"icmp ne i64 {kb}, 0", "again")
-                        w.emit(f"call void @{symbol}.mk(ptr {aptr}, ptr {bptr}, i64 {kcur}, "
-                               f"ptr {ct}, i1 {again})")
-                        last = w.op(f"icmp eq i64 {kb}, {slices - 1}", "last")
-                        ep, skip = w.label("ep"), w.label("noep")
-                        w.emit(f"br i1 {last}, label %{ep}, label %{skip}")
-                        w.start(ep)
-                        p.push()
-                        epilogue(ct, mrow, ncol, imax, jmax)
-                        p.pop()
-                        w.emit(f"br label %{skip}")
-                        w.start(skip)
-                    p.pop()
-                    return []
-                w.loop("0", mpanels, ipanel, hint="irb")
+                aoff = w.op(f"mul i64 {ir}, {kcur}", "ao")
+                aptr = w.op(f"getelementptr {ty}, ptr {ap}, i64 {aoff}", "aptr")
+                if slices == 1:
+                    w.emit(f"call void @{symbol}.mk(ptr {aptr}, ptr {bptr}, i64 {kcur}, "
+                           f"ptr {tile}, i1 false)")
+                    epilogue(tile, mrow, ncol, imax, jmax)
+                    return
+                slot = tile_slot(jrb, irb)
+                ct = w.op(f"getelementptr {ty}, ptr {cacc if piece is None else part}, "
+                          f"i64 {slot}", "ct")
+                again = w.op(f"icmp ne i64 {kb}, {kb0}", "again")
+                w.emit(f"call void @{symbol}.mk(ptr {aptr}, ptr {bptr}, i64 {kcur}, "
+                       f"ptr {ct}, i1 {again})")
+                if piece is not None:
+                    return    # the reduction runs the epilogue
+                last = w.op(f"icmp eq i64 {kb}, {slices - 1}", "last")
+                ep, skip = w.label("ep"), w.label("noep")
+                w.emit(f"br i1 {last}, label %{ep}, label %{skip}")
+                w.start(ep)
+                p.push()
+                epilogue(ct, mrow, ncol, imax, jmax)
                 p.pop()
-                return []
-            w.loop("0", npanels, jpanel, hint="jrb")
+                w.emit(f"br label %{skip}")
+                w.start(skip)
+            panels(ncur, mcur, n0, m0, inner)
             p.pop()
             return []
-        w.loop("0", str(slices), slice_, hint="kb")
+        w.loop(kb0, kb1, slice_, hint="kb")
         p.pop()
         return [rest]
-    def work(c):
-        t0, t1 = chunk_bounds(w, c, total_tasks, chunks)
-        w.loop(t0, t1, task, carried=[("i64", "-1")], hint="task")
+
+    def reduce_task(tk):
+        """Sum task ``tk``'s partials in piece order into the tile, then the epilogue:
+        always the same additions in the same order, whichever threads made them."""
+        p.push()
+        rest, n0, ncur, m0, mcur = decode(tk)
+        base = w.op(f"mul i64 {tk}, {pieces * part_elems}", "rb")
+        first = w.op(f"getelementptr {ty}, ptr {ws}, i64 {base}", "rb")
+
+        def inner(jrb, irb, jr, ir, mrow, ncol, imax, jmax):
+            slot = tile_slot(jrb, irb)
+            src = w.op(f"getelementptr {ty}, ptr {first}, i64 {slot}", "rs")
+            w.emit(f"call void @llvm.memcpy.p0.p0.i64(ptr align 64 {tile}, ptr align 64 {src}, "
+                   f"i64 {bl.mr * bl.nr * t.itemsize}, i1 false)")
+
+            def add_piece(q, _):
+                off = w.op(f"mul i64 {q}, {part_elems}", "ro")
+                src_q = w.op(f"getelementptr {ty}, ptr {src}, i64 {off}", "rq")
+
+                def elem(e, _):
+                    a = w.op(f"getelementptr {ty}, ptr {tile}, i64 {e}", "ra")
+                    b = w.op(f"getelementptr {ty}, ptr {src_q}, i64 {e}", "rb")
+                    x = w.op(f"load {ty}, ptr {a}, align {t.itemsize}", "rx")
+                    y = w.op(f"load {ty}, ptr {b}, align {t.itemsize}", "ry")
+                    s = w.op(f"fadd {ty} {x}, {y}", "rs")
+                    w.emit(f"store {ty} {s}, ptr {a}, align {t.itemsize}")
+                    return []
+                w.loop("0", str(bl.mr * bl.nr), elem, hint="re")
+                return []
+            w.loop("1", str(pieces), add_piece, hint="rq")
+            epilogue(tile, mrow, ncol, imax, jmax)
+        panels(ncur, mcur, n0, m0, inner)
+        p.pop()
+
+    if pieces == 1:
+        def work(c):
+            t0, t1 = chunk_bounds(w, c, total_tasks, chunks)
+            w.loop(t0, t1, task, carried=[("i64", "-1")], hint="task")
+    else:
+        # split-K, one kernel in two phases: chunks [0, units) are (task, piece) partial
+        # products; chunks [units, units + tasks) each wait until every partial is
+        # finished (chunks are claimed in order, so all partials have been claimed by
+        # threads that never wait: no deadlock), then reduce one task and run its epilogue
+        units = total_tasks * pieces
+        chunks = units + total_tasks
+        p.declare("declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1 immarg)")
+
+        def work(c):
+            partial = w.op(f"icmp slt i64 {c}, {units}", "partial")
+            ph1, ph2, joined = w.label("partial"), w.label("reduce"), w.label("phases")
+            w.emit(f"br i1 {partial}, label %{ph1}, label %{ph2}")
+            w.start(ph1)
+            tk = w.op(f"udiv i64 {c}, {pieces}", "tk")
+            piece = w.op(f"urem i64 {c}, {pieces}", "piece")
+            task(tk, ["-1"], piece)
+            w.emit(f"br label %{joined}")
+            w.start(ph2)
+            wait_at_least(w, p, "%finish", units)
+            tk = w.op(f"sub i64 {c}, {units}", "tk")
+            reduce_task(tk)
+            w.emit(f"br label %{joined}")
+            w.start(joined)
     chunk_loop(w, chunks, work)
     body = [body_signature(symbol, kernel.buffers), "entry:"] + w.allocas + w.lines + ["}"]
     p.threads = chunks
+    p.workspace = workspace
     text = "\n".join(body) + "\n\n" + _microkernel(symbol, ty, bl.lanes, bl.mr, bl.nr // bl.lanes)
     return text, p, scratch, bl
+
+
+SPINS_BEFORE_YIELD = 2000
+
+
+def wait_at_least(w, p, counter, target):
+    """Spin (pausing, then yielding the CPU) until the atomic ``counter`` reaches
+    ``target``; the acquire load makes the writes of the chunks it counts visible."""
+    p.declare("declare i32 @sched_yield()")
+    p.declare("declare void @llvm.x86.sse2.pause()")
+    pre = w.block
+    spin, pause, yld, go = (w.label(h) for h in ("spin", "pause", "yield", "waited"))
+    n, n1 = w.tmp("spins"), w.tmp("spins")
+    w.emit(f"br label %{spin}")
+    w.start(spin)
+    w.emit(f"{n} = phi i64 [0, %{pre}], [{n1}, %{pause}], [0, %{yld}]")
+    now = w.op(f"load atomic i64, ptr {counter} acquire, align 8", "now")
+    ok = w.op(f"icmp sge i64 {now}, {target}", "ok")
+    w.emit(f"br i1 {ok}, label %{go}, label %{pause}")
+    w.start(pause)
+    w.emit("call void @llvm.x86.sse2.pause()")
+    w.emit(f"{n1} = add i64 {n}, 1")
+    tired = w.op(f"icmp ugt i64 {n1}, {SPINS_BEFORE_YIELD}", "tired")
+    w.emit(f"br i1 {tired}, label %{yld}, label %{spin}")
+    w.start(yld)
+    w.op("call i32 @sched_yield()", "y")
+    w.emit(f"br label %{spin}")
+    w.start(go)
 
 
 class SeparableOperand:
@@ -453,6 +625,7 @@ class SeparableOperand:
 
 RUN_COPY = True      # pack unfold-window B panels by runs (see RunCopy)
 RUN_MIN_AVERAGE = 5  # ... when the panel's runs are at least this long on average
+RUN_ROWS = 32        # rows of a B panel copied run by run (a block stays in L1)
 
 
 class RunCopy:
@@ -528,19 +701,36 @@ class RunCopy:
         return ty, vt, suffix
 
     def copy(self, runs, pc, kcur, dst):
+        """Per block of ``RUN_ROWS`` rows: the rows' source offsets into a table, then per
+        run (and per vector of a long run) the block's rows, so the inner loop is one table
+        load, one masked load and one masked store with the run's mask kept in a register."""
         w, p, bl, kernel = self.w, self.p, self.bl, self.kernel
         count, starts, sources, lengths = runs
         ty, vt, suffix = self._vector_types()
         lanes, align = bl.lanes, kernel.b.dtype.itemsize
         iota = "<" + ", ".join(f"i64 {i}" for i in range(lanes)) + ">"
         src_base = p.bufs[self.buffer]
+        bases = w.alloca("i64", RUN_ROWS)
+        blocks = w.op(f"add i64 {kcur}, {RUN_ROWS - 1}", "rb")
+        blocks = w.op(f"udiv i64 {blocks}, {RUN_ROWS}", "rb")
 
-        def row(k, _):
+        def block(kb, _):
             p.push()
-            p.vars[kernel.k] = w.op(f"add i64 {pc}, {k}", "kk")
-            base = p.index(self.rest)
-            off = w.op(f"mul i64 {k}, {bl.nr}", "o")
-            row_dst = w.op(f"getelementptr {ty}, ptr {dst}, i64 {off}", "rd")
+            k0 = w.op(f"mul i64 {kb}, {RUN_ROWS}", "rk0")
+            left = w.op(f"sub i64 {kcur}, {k0}", "rkl")
+            rows = w.op(f"call i64 @llvm.smin.i64(i64 {left}, i64 {RUN_ROWS})", "rows")
+
+            def base_of(k, _):
+                p.push()
+                kk = w.op(f"add i64 {k0}, {k}", "rkk")
+                p.vars[kernel.k] = w.op(f"add i64 {pc}, {kk}", "kk")
+                q = w.op(f"getelementptr i64, ptr {bases}, i64 {k}", "rq")
+                w.emit(f"store i64 {p.index(self.rest)}, ptr {q}, align 8")
+                p.pop()
+                return []
+            w.loop("0", rows, base_of, hint="rbk")
+            block_off = w.op(f"mul i64 {k0}, {bl.nr}", "o")
+            block_dst = w.op(f"getelementptr {ty}, ptr {dst}, i64 {block_off}", "rd")
 
             def run(r, _):
                 vals = []
@@ -548,9 +738,8 @@ class RunCopy:
                     q = w.op(f"getelementptr i64, ptr {arr}, i64 {r}", "rq")
                     vals.append(w.op(f"load i64, ptr {q}, align 8", "rv"))
                 start, source, length = vals
-                at = w.op(f"add i64 {base}, {source}", "ra")
-                sp = w.op(f"getelementptr {ty}, ptr {src_base}, i64 {at}", "rs")
-                dp = w.op(f"getelementptr {ty}, ptr {row_dst}, i64 {start}", "rd")
+                sp = w.op(f"getelementptr {ty}, ptr {src_base}, i64 {source}", "rs")
+                dp = w.op(f"getelementptr {ty}, ptr {block_dst}, i64 {start}", "rd")
                 pieces = w.op(f"add i64 {length}, {lanes - 1}", "rp")
                 pieces = w.op(f"udiv i64 {pieces}, {lanes}", "rp")
 
@@ -561,19 +750,28 @@ class RunCopy:
                     splat = w.op(f"shufflevector <{lanes} x i64> {one}, <{lanes} x i64> poison, "
                                  f"<{lanes} x i32> zeroinitializer", "rm")
                     mask = w.op(f"icmp slt <{lanes} x i64> {iota}, {splat}", "rm")
-                    s = w.op(f"getelementptr {ty}, ptr {sp}, i64 {first}", "rs")
-                    d = w.op(f"getelementptr {ty}, ptr {dp}, i64 {first}", "rd")
-                    v = w.op(f"call {vt} @llvm.masked.load.{suffix}.p0(ptr {s}, i32 {align}, "
-                             f"<{lanes} x i1> {mask}, {vt} zeroinitializer)", "rv")
-                    w.emit(f"call void @llvm.masked.store.{suffix}.p0({vt} {v}, ptr {d}, "
-                           f"i32 {align}, <{lanes} x i1> {mask})")
+                    s0 = w.op(f"getelementptr {ty}, ptr {sp}, i64 {first}", "rs")
+                    d0 = w.op(f"getelementptr {ty}, ptr {dp}, i64 {first}", "rd")
+
+                    def row(k, _):
+                        q = w.op(f"getelementptr i64, ptr {bases}, i64 {k}", "rq")
+                        at = w.op(f"load i64, ptr {q}, align 8", "ra")
+                        s = w.op(f"getelementptr {ty}, ptr {s0}, i64 {at}", "rs")
+                        off = w.op(f"mul i64 {k}, {bl.nr}", "o")
+                        d = w.op(f"getelementptr {ty}, ptr {d0}, i64 {off}", "rd")
+                        v = w.op(f"call {vt} @llvm.masked.load.{suffix}.p0(ptr {s}, i32 {align}, "
+                                 f"<{lanes} x i1> {mask}, {vt} zeroinitializer)", "rv")
+                        w.emit(f"call void @llvm.masked.store.{suffix}.p0({vt} {v}, ptr {d}, "
+                               f"i32 {align}, <{lanes} x i1> {mask})")
+                        return []
+                    w.loop("0", rows, row, hint="rrow")
                     return []
                 w.loop("0", pieces, piece, hint="rpc")
                 return []
             w.loop("0", count, run, hint="rr")
             p.pop()
             return []
-        w.loop("0", kcur, row, hint="rk")
+        w.loop("0", blocks, block, hint="rblk")
 
     def zero_fill(self, kcur, jmax, dst):
         """Columns jmax..NR of every row of the panel are zero (the edge of B)."""
