@@ -510,3 +510,25 @@ def test_split_k_weight_gradient_of_a_convolution():
     entry = next(iter(compiled._cache.values()))
     heads = [k.source.splitlines()[0] for k in entry.backward.kernels if "matmul" in k.name]
     assert any("K split in" in h for h in heads), heads
+
+
+def test_traced_convolution_input_gradient_folds_along_memory_order():
+    """A traced conv2d keeps the batch outside its columns (eager lays it innermost for
+    NumPy's sake): the compiled fold of the input gradient then reads along the output's
+    innermost loop instead of gathering with a stride of the batch size."""
+    import frontend
+    from compiler.kernel_ir import expr as ex
+    from compiler.kernel_ir.kernels import LoopKernel
+    conv = frontend.nn.Conv2d(6, 4, 3)
+    compiled = frontend.compile(conv)
+    x = frontend.randn(8, 6, 12, 12, requires_grad=True)
+    for _ in range(2):
+        compiled(x).sum().backward()
+    entry = next(iter(compiled._compiled._cache.values()))
+    folds = [k for k in entry.backward.kernel_ir if isinstance(k, LoopKernel)
+             and any(entry.backward.graph.nodes[n]["op"] == "fold" for n in k.nodes)]
+    assert folds
+    for k in folds:
+        inner = k.outer[-1]
+        for load in ex.loads([s.value for ph in k.phases for s in ph.stores]):
+            assert load.args[1].coeff(inner) in (0, 1), (k.name, load.text)
