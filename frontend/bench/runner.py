@@ -59,17 +59,24 @@ def prepare(key, mode, backend, warmup=2):
     return step, first, _kernels(compile_fn)
 
 
+BLOCK = 4    # timed calls of one mode in a row, after one untimed call
+
+
 def measure_modes(key, modes, backend, reps, warmup=2):
-    """Time every mode of one workload in interleaved rounds (one call of each mode per
-    round), so that the machine's drift over the run (frequency, neighbours on a shared
-    host) affects all modes alike and the ratios between them stay meaningful."""
+    """Time every mode of one workload in interleaved rounds, so that the machine's drift
+    over the run (frequency, neighbours on a shared host) affects all modes alike and the
+    ratios between them stay meaningful. Each round gives a mode one untimed call and
+    then ``BLOCK`` timed ones: the untimed call absorbs what the previous mode left
+    behind (PyTorch's OpenMP workers spin for a while after each op, holding a core)."""
     prepared = {mode: prepare(key, mode, backend, warmup) for mode in modes}
     times = {mode: [] for mode in modes}
-    for _ in range(reps):
+    for _ in range(-(-reps // BLOCK)):
         for mode, (step, _, _) in prepared.items():
-            t0 = time.perf_counter()
             step()
-            times[mode].append(time.perf_counter() - t0)
+            for _ in range(min(BLOCK, reps - len(times[mode]))):
+                t0 = time.perf_counter()
+                step()
+                times[mode].append(time.perf_counter() - t0)
     rows = {}
     for mode, (_, first, kernels) in prepared.items():
         median = statistics.median(times[mode])
