@@ -31,7 +31,6 @@ host_memory.keep_freed_blocks()   # eager steps reuse the same few array sizes
 def apply(op_name, *inputs, grad_name=None, scalar_inputs=(), **attrs):
     """Run op ``op_name``. ``grad_name`` overrides the node's PyTorch name; ``scalar_inputs``
     lists inputs that stand for a Python scalar of a PyTorch Scalar overload (no edge)."""
-    from .tensor import Tensor
     op = REGISTRY[op_name]
     try:
         spec = op.infer(*inputs, **attrs)

@@ -557,7 +557,8 @@ def emit_store(p: ExprPrinter, s):
 
 # -- streaming (non-temporal) stores ---------------------------------------------------------
 STREAM_BYTES = 8 << 20   # graph outputs at least this large are written around the cache
-STREAM_TILE = 1024       # elements computed into an L1 tile before it is streamed out
+STREAM_TILE = 256        # elements computed into an L1 tile before it is streamed out (128-512
+                         # measured best; 4096 loses the gain)
 STREAMING = platform.machine().lower() in ("x86_64", "amd64")   # the fence below is x86's
 
 

@@ -59,19 +59,23 @@ def prepare(key, mode, backend, warmup=2):
     return step, first, _kernels(compile_fn)
 
 
-BLOCK = 4    # timed calls of one mode in a row, after one untimed call
+BLOCK = 4       # timed calls of one mode in a row, after one untimed call
+SETTLE_S = 0.12  # pause before each block: OpenBLAS's idle workers spin ~2**28 cycles
 
 
 def measure_modes(key, modes, backend, reps, warmup=2):
     """Time every mode of one workload in interleaved rounds, so that the machine's drift
     over the run (frequency, neighbours on a shared host) affects all modes alike and the
-    ratios between them stay meaningful. Each round gives a mode one untimed call and
-    then ``BLOCK`` timed ones: the untimed call absorbs what the previous mode left
-    behind (PyTorch's OpenMP workers spin for a while after each op, holding a core)."""
+    ratios between them stay meaningful. Each round gives a mode a pause, one untimed
+    call and then ``BLOCK`` timed ones: what the previous mode left running (the
+    OpenBLAS workers of NumPy's matmul, PyTorch's OpenMP workers, which spin for a
+    while after each op, holding a core) has gone idle before the clock starts."""
     prepared = {mode: prepare(key, mode, backend, warmup) for mode in modes}
     times = {mode: [] for mode in modes}
     for _ in range(-(-reps // BLOCK)):
         for mode, (step, _, _) in prepared.items():
+            if len(modes) > 1:
+                time.sleep(SETTLE_S)
             step()
             for _ in range(min(BLOCK, reps - len(times[mode]))):
                 t0 = time.perf_counter()
