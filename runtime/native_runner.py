@@ -18,6 +18,11 @@ word 8: separate cache lines), zeroed before the segment starts.
 Worker hand-shake, per worker state word ``4*generation + phase`` (phase 0 posted,
 1 started, 2 done, 3 cancelled): the main thread posts, runs its share, then
 ``kiln_main_finish`` either cancels a worker that has not started or waits for it.
+A worker waits for its next post in ``kiln_worker_wait``, one native call without the
+GIL: it spins for a while, then sleeps on a POSIX semaphore (one ``sem_post`` per
+post). A training step runs a few segments with short eager stretches between them, and waking a sleeping thread costs tens of microseconds, on a virtual machine
+whose idle CPU halts often far more, so that the main thread ends up running the next
+segment alone.
 """
 from __future__ import annotations
 
@@ -113,17 +118,45 @@ wait:
 exit:
   ret void
 }
+
+declare i64 @llvm.readcyclecounter()
+declare i32 @sem_wait(ptr)
+
+define void @kiln_worker_wait(ptr %state, i64 %gen, i64 %cycles, ptr %sem) {
+entry:
+  %start = call i64 @llvm.readcyclecounter()
+  %g4 = mul i64 %gen, 4
+  %next = add i64 %g4, 4
+  br label %spin
+spin:
+  %now = load atomic i64, ptr %state acquire, align 8
+  %posted = icmp sge i64 %now, %next
+  br i1 %posted, label %take, label %pause
+pause:
+  call void @llvm.x86.sse2.pause()
+  %t = call i64 @llvm.readcyclecounter()
+  %elapsed = sub i64 %t, %start
+  %late = icmp ugt i64 %elapsed, %cycles
+  br i1 %late, label %take, label %spin
+take:
+  %r = call i32 @sem_wait(ptr %sem)
+  %ok = icmp eq i32 %r, 0
+  br i1 %ok, label %done, label %take
+done:
+  ret void
+}
 """.replace("SPINS", str(SPINS_BEFORE_YIELD))
 
 _functions = None
 
 
 def functions():
-    """ctypes functions ``run_list, worker_begin, worker_end, main_finish`` (compiled,
+    """ctypes functions ``run_list, worker_begin, worker_end, main_finish, worker_wait`` (compiled,
     or loaded from the kernel cache, once per process)."""
     global _functions
     if _functions is None:
-        names = ["kiln_run_list", "kiln_worker_begin", "kiln_worker_end", "kiln_main_finish"]
+        names = ["kiln_run_list", "kiln_worker_begin", "kiln_worker_end", "kiln_main_finish",
+                 "kiln_worker_wait"]
         addr = llvm_jit.load(SOURCE, names)
         vp, i64 = ctypes.c_void_p, ctypes.c_int64
         _functions = (
@@ -131,6 +164,7 @@ def functions():
             ctypes.CFUNCTYPE(i64, vp, i64)(addr["kiln_worker_begin"]),
             ctypes.CFUNCTYPE(None, vp, i64)(addr["kiln_worker_end"]),
             ctypes.CFUNCTYPE(None, vp, i64)(addr["kiln_main_finish"]),
+            ctypes.CFUNCTYPE(None, vp, i64, i64, vp)(addr["kiln_worker_wait"]),
         )
     return _functions
 

@@ -9,11 +9,15 @@ is still asleep (``kiln_main_finish``), waiting only for those already running.
 """
 from __future__ import annotations
 
+import ctypes
 import threading
 
 import numpy as np
 
 from . import native_runner
+
+WORKER_SPIN_CYCLES = 2_000_000   # time-stamp counter ticks (about 1 ms) a worker spins for more
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class ThreadPool:
@@ -36,7 +40,7 @@ class ThreadPool:
             job(0)
             return
         try:
-            _, _, _, finish = native_runner.functions()
+            finish = native_runner.functions()[3]
             self._ensure(nthreads - 1)
             self._gen += 1
             gen = self._gen
@@ -61,7 +65,9 @@ class _Worker:
         self.tid = tid
         self.state = np.zeros(8, np.int64)          # word 0: 4*generation + phase
         self.state_address = self.state.ctypes.data
-        self._wake = threading.Semaphore(0)
+        self._sem = (ctypes.c_int64 * 8)()          # a POSIX sem_t (32 bytes), in native code
+        if _libc.sem_init(ctypes.byref(self._sem), 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "sem_init failed for a kiln worker thread")
         self._post = (None, 0)                      # (job, generation), swapped atomically
         self.error = None
         threading.Thread(target=self._loop, name=f"kiln-worker-{tid}", daemon=True).start()
@@ -69,13 +75,16 @@ class _Worker:
     def post(self, job, gen):
         self._post = (job, gen)
         self.state[0] = 4 * gen                     # posted
-        self._wake.release()
+        _libc.sem_post(ctypes.byref(self._sem))
 
     def _loop(self):
-        _, begin, end, _ = native_runner.functions()
-        addr = self.state_address
+        _, begin, end, _, wait = native_runner.functions()
+        addr, sem = self.state_address, ctypes.addressof(self._sem)
+        gen = 0
         while True:
-            self._wake.acquire()
+            # spins a while for the next post (a step's next segment), then sleeps: one
+            # native call, so a waiting worker never competes for the GIL
+            wait(addr, gen, WORKER_SPIN_CYCLES, sem)
             job, gen = self._post
             if not begin(addr, gen):                # cancelled, or a newer post is pending
                 continue

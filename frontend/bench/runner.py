@@ -59,25 +59,29 @@ def prepare(key, mode, backend, warmup=2):
     return step, first, _kernels(compile_fn)
 
 
-BLOCK = 4       # timed calls of one mode in a row, after one untimed call
-SETTLE_S = 0.12  # pause before each block: OpenBLAS's idle workers spin ~2**28 cycles
+ROUNDS = 3        # each mode's timed calls come in this many blocks, modes alternating
+SETTLE_S = 0.15   # untimed calls of a mode before its block, at least this long
 
 
 def measure_modes(key, modes, backend, reps, warmup=2):
     """Time every mode of one workload in interleaved rounds, so that the machine's drift
     over the run (frequency, neighbours on a shared host) affects all modes alike and the
-    ratios between them stay meaningful. Each round gives a mode a pause, one untimed
-    call and then ``BLOCK`` timed ones: what the previous mode left running (the
-    OpenBLAS workers of NumPy's matmul, PyTorch's OpenMP workers, which spin for a
-    while after each op, holding a core) has gone idle before the clock starts."""
+    ratios between them stay meaningful. Before each block a mode runs untimed for
+    ``SETTLE_S``: what the previous mode left running (the OpenBLAS workers of NumPy's
+    matmul spin ~2**28 cycles after each product, PyTorch's OpenMP workers a few ms)
+    goes idle, and the machine is busy with this mode when the clock starts (an idle
+    virtual CPU comes back slowly)."""
     prepared = {mode: prepare(key, mode, backend, warmup) for mode in modes}
     times = {mode: [] for mode in modes}
-    for _ in range(-(-reps // BLOCK)):
+    block = -(-reps // ROUNDS)
+    for _ in range(ROUNDS):
         for mode, (step, _, _) in prepared.items():
             if len(modes) > 1:
-                time.sleep(SETTLE_S)
-            step()
-            for _ in range(min(BLOCK, reps - len(times[mode]))):
+                settle_until = time.perf_counter() + SETTLE_S
+                step()
+                while time.perf_counter() < settle_until:
+                    step()
+            for _ in range(min(block, reps - len(times[mode]))):
                 t0 = time.perf_counter()
                 step()
                 times[mode].append(time.perf_counter() - t0)
