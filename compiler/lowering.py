@@ -25,7 +25,7 @@ import numpy as np
 from .dtypes import FLOAT, bool_, float64, int64
 from .kernel_ir import expr as ex
 from .kernel_ir.index import Idx, Index, Var, flatten
-from .kernel_ir.kernels import (Buffer, LoopKernel, MatmulKernel, OpaqueKernel, Reduce,
+from .kernel_ir.kernels import (ERRORS, Buffer, LoopKernel, MatmulKernel, OpaqueKernel, Reduce,
                                 ScatterKernel, Store, StoreLoop)
 from .ops import REGISTRY
 from .passes.fusion import reduce_domain
@@ -118,6 +118,13 @@ class Lowerer:
         b = self.buffer_of[node]
         self.buffers[b].written |= written
         return b
+
+    def error_record(self) -> int:
+        """The buffer number of the graph's error record (``expr.checked_index``)."""
+        if ERRORS not in self.buffer_of:
+            self.buffer_of[ERRORS] = len(self.buffers)
+            self.buffers.append(Buffer("errors", int64, (4,), ERRORS, written=True))
+        return self.buffer_of[ERRORS]
 
     def value(self, n, idx: Idx, guards=(), fill=0) -> ex.Expr:
         key = (n, idx.key(), guards, fill)

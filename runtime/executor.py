@@ -126,6 +126,13 @@ class Executor:
         self._workspace = None
         self._runner = native_runner.run_list()
 
+    def read(self, slot):
+        """A copy of the array bound to ``slot`` (a constant's, an arena view's)."""
+        return np.array(self.arrays[slot], copy=True)
+
+    def write(self, slot, value):
+        np.copyto(self.arrays[slot], value)
+
     def _bind(self, slot, array):
         self.arrays[slot] = array
         self.table[slot] = array.ctypes.data if array.size else None

@@ -96,7 +96,8 @@ class CLExecutor:
             array = np.ascontiguousarray(array, dtype=p.buffers[slot][1])
             self._constants[slot] = array
             if array.nbytes:
-                buf = cl.Buffer(self.ctx, mf.READ_ONLY | mf.COPY_HOST_PTR, hostbuf=array)
+                # (read-write: a kernel may report an error into the error record)
+                buf = cl.Buffer(self.ctx, mf.READ_WRITE | mf.COPY_HOST_PTR, hostbuf=array)
             else:
                 buf = self._dummy
             self.binding[slot] = (buf, 0)

@@ -388,3 +388,50 @@ def test_replacing_a_parameter_retraces(backend):
     torch.nn.Linear(5, 5)  # other modules changing must not drop this one's graphs
     compiled(x)
     assert compiled.cache_info().misses == 2
+
+
+def _setitem(x, i, v):
+    y = x.clone()
+    y[i] = v
+    return y
+
+
+OUT_OF_RANGE = [
+    # (function, good arguments, bad arguments, offending index, dimension size)
+    ("index", lambda x, i: x[i] * 2,
+     lambda: (torch.randn(5, 3), torch.tensor([0, 4, -5])),
+     lambda: (torch.randn(5, 3), torch.tensor([0, -6, 1])), -6, 5),
+    ("setitem", _setitem,
+     lambda: (torch.zeros(4, 2), torch.tensor([3, 0]), torch.ones(2, 2)),
+     lambda: (torch.zeros(4, 2), torch.tensor([4, 0]), torch.ones(2, 2)), 4, 4),
+    ("cross_entropy", lambda x, t: F.cross_entropy(x, t),
+     lambda: (torch.randn(3, 4), torch.tensor([0, 3, 1])),
+     lambda: (torch.randn(3, 4), torch.tensor([0, 7, 1])), 7, 4),
+]
+
+
+@pytest.mark.parametrize("name,fn,good,bad,value,size", OUT_OF_RANGE,
+                         ids=[c[0] for c in OUT_OF_RANGE])
+def test_out_of_range_index_raises_and_the_callable_stays_usable(backend, fuse, name, fn, good,
+                                                                  bad, value, size):
+    """Compiled kernels cannot stop at a bad index: they report it in the graph's error
+    record, and the call raises IndexError as eager mode does (naming the index and the
+    size), instead of reading a clamped element."""
+    compiled = torch.compile(fn, backend=backend, fuse=fuse)
+    args = good()
+    compiled(*args)                       # traces (eagerly)
+    close(compiled(*args), fn(*args))     # runs compiled
+    with pytest.raises(IndexError, match=rf"index {value} is out of (bounds|range)"):
+        compiled(*bad())
+    close(compiled(*args), fn(*args))     # the error record was reset
+
+
+def test_out_of_range_embedding_index_raises_with_its_size(backend):
+    emb = nn.Embedding(10, 3)
+    compiled = torch.compile(emb, backend=backend)
+    good = torch.tensor([[1, 9], [0, 2]])
+    compiled(good)
+    compiled(good).sum().backward()
+    with pytest.raises(IndexError, match=r"index 12 .*size 10|index 12 is out of range"):
+        compiled(torch.tensor([[1, 12], [0, 2]]))
+    close(compiled(good), emb(good))

@@ -15,7 +15,7 @@ import numpy as np
 
 from runtime import debug as kiln_debug
 
-from ..kernel_ir.kernels import OpaqueKernel
+from ..kernel_ir.kernels import ERRORS, OpaqueKernel
 from ..kernel_ir.simplify import collapse_loops, split_loops
 from ..lowering import LoweringError, kernel_name, lower_group
 from ..passes.fusion import evict, split
@@ -64,6 +64,10 @@ def plan_buffers(graph, kernels):
     slot_of, buffers, constants = {}, {}, {}
 
     def slot(n):
+        if n == ERRORS and n not in slot_of:   # the error record: zeros, written on error
+            slot_of[n] = len(slot_of)
+            buffers[slot_of[n]] = ((4,), np.int64)
+            constants[slot_of[n]] = np.zeros(4, np.int64)
         if n not in slot_of:
             slot_of[n] = len(slot_of)
             d = nodes[n]
@@ -77,8 +81,8 @@ def plan_buffers(graph, kernels):
             if not b.local:
                 slot(b.node)
     outputs = set(graph.outputs)
-    intermediates = {n for n in slot_of if nodes[n]["op"] not in ("input", "const")
-                     and n not in outputs}
+    intermediates = {n for n in slot_of if n != ERRORS
+                     and nodes[n]["op"] not in ("input", "const") and n not in outputs}
     steps_rw = [([b.node for b in k.buffers if not b.written and not b.local],
                  [b.node for b in k.buffers if b.written and not b.local]) for k in kernels]
     memory = plan_memory(steps_rw, intermediates,
@@ -91,7 +95,7 @@ class KernelExecutable(Executable):
     """What a printing backend returns: its kernels (IR and ``KernelInfo``), the fusion and
     memory plans that produced them, and the runtime executor that launches them."""
 
-    def __init__(self, graph, kernels, infos, executor, plan, memory, compile_s):
+    def __init__(self, graph, kernels, infos, executor, plan, memory, compile_s, error_slot=None):
         self.graph = graph
         self.kernel_ir = kernels
         self.kernels = infos
@@ -99,6 +103,7 @@ class KernelExecutable(Executable):
         self.fusion = plan
         self.memory = memory
         self.compile_seconds = compile_s
+        self.error_slot = error_slot     # the error record's slot, if a kernel checks indexes
 
     @property
     def opaque_kernels(self):
@@ -106,7 +111,22 @@ class KernelExecutable(Executable):
         return [k.name for k in self.kernel_ir if isinstance(k, OpaqueKernel)]
 
     def run(self, inputs, capture=False):
-        return self.executor.run(inputs, capture=capture)
+        result = self.executor.run(inputs, capture=capture)
+        if self.error_slot is not None:
+            record = self.executor.read(self.error_slot)
+            if record[0]:
+                self.executor.write(self.error_slot, np.zeros(4, np.int64))
+                raise IndexError(self._index_error(int(record[1]), int(record[2])))
+        return result
+
+    def _index_error(self, value, size):
+        """Eager mode's message, and where: the kernels that check indexes, with the
+        user's source lines (a compiled kernel cannot stop at the faulty element)."""
+        where = [k for k in self.kernel_ir if any(b.node == ERRORS for b in k.buffers)]
+        names = ", ".join(k.name for k in where)
+        locs = sorted({loc for k in where for loc in k.locs})
+        return (f"index {value} is out of bounds for dimension with size {size} (in compiled "
+                f"kernel {names}{'; from ' + ', '.join(locs) if locs else ''})")
 
     @property
     def fresh_outputs(self):

@@ -26,7 +26,7 @@ from runtime import debug as kiln_debug
 from runtime import llvm_jit
 from runtime.executor import Executor, KernelLaunch, Program, PythonCall
 
-from ..kernel_ir.kernels import LoopKernel, MatmulKernel, OpaqueKernel, ScatterKernel
+from ..kernel_ir.kernels import ERRORS, LoopKernel, MatmulKernel, OpaqueKernel, ScatterKernel
 from ..kernel_ir.printer import to_text
 from ..ops import REGISTRY
 from ..passes.fusion import plan_fusion
@@ -104,7 +104,7 @@ def compile_graph(graph, fuse=True, debug=0):
     # -- code ------------------------------------------------------------------------------
     steps, infos, scratch, workspace = [], [], 0, 0
     for k in kernels:
-        outs = tuple((slot_of[b.node], b.node) for b in k.buffers if b.written and not b.local)
+        outs = tuple((slot_of[b.node], b.node) for b in k.buffers if b.written and b.node >= 0)
         if isinstance(k, OpaqueKernel):
             steps.append(PythonCall(k.name, _opaque_step(graph, k, slot_of), k.flops, k.bytes, outs))
             infos.append(KernelInfo(k.name, list(k.nodes), list(k.outputs), "", k.flops, k.bytes,
@@ -143,4 +143,5 @@ def compile_graph(graph, fuse=True, debug=0):
     kiln_debug.log(1, f"llvm: {graph.name}: {len(kernels)} kernels ({'fused' if fuse else 'unfused'}"
                  f"{', opaque: ' + ', '.join(opaque) if opaque else ''}), {memory.describe()}, "
                  f"{seconds:.3f} s")
-    return LLVMExecutable(graph, kernels, infos, executor, plan, memory, seconds)
+    return LLVMExecutable(graph, kernels, infos, executor, plan, memory, seconds,
+                          slot_of.get(ERRORS))

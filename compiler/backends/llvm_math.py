@@ -202,6 +202,29 @@ def _ipow(ty):
             f"  ret {ty} 0", "}"]
 
 
+def _check_index():
+    """``expr.checked_index``: wrap a negative index, report one out of range in the
+    error record (flag, value, size) and read element 0 instead. The report is a branch
+    that is never taken on good input."""
+    return ["define internal i64 @kiln_check_index(i64 %i, i64 %n, ptr %rec) alwaysinline nounwind {",
+            "entry:",
+            "  %neg = icmp slt i64 %i, 0",
+            "  %wrapped = add i64 %i, %n",
+            "  %w = select i1 %neg, i64 %wrapped, i64 %i",
+            "  %bad = icmp uge i64 %w, %n",
+            "  br i1 %bad, label %report, label %ok, !prof !{!\"branch_weights\", i32 1, i32 100000}",
+            "report:",
+            "  store i64 1, ptr %rec, align 8",
+            "  %pv = getelementptr i64, ptr %rec, i64 1",
+            "  store i64 %i, ptr %pv, align 8",
+            "  %pn = getelementptr i64, ptr %rec, i64 2",
+            "  store i64 %n, ptr %pn, align 8",
+            "  ret i64 0",
+            "ok:",
+            "  ret i64 %w",
+            "}"]
+
+
 HELPERS = {
     "kiln_exp_f32": (_exp, ()),
     "kiln_log_f32": (_log, ()),
@@ -211,6 +234,7 @@ HELPERS = {
     "kiln_erf_f32": (_erf, ("kiln_exp_f32",)),
     "kiln_ipow_i64": (lambda: _ipow("i64"), ()),
     "kiln_ipow_i32": (lambda: _ipow("i32"), ()),
+    "kiln_check_index": (_check_index, ()),
 }
 
 INTRINSICS = """declare float @llvm.fmuladd.f32(float, float, float)

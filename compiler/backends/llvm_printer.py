@@ -266,6 +266,11 @@ class ExprPrinter:
             return w.op(f"phi {ty} [{v}, %{ld}], [{literal(fill, t)}, %{pre}]", "gl")
         if op == "index":
             return self.index(e.args[0])
+        if op == "check_index":
+            i, size, record = e.args
+            self.helpers.add("kiln_check_index")
+            return w.op(f"call i64 @kiln_check_index(i64 {self.value(i)}, i64 {size}, "
+                        f"ptr {self.bufs[record]})", "ci")
         if op == "inrange":
             return self.in_range(*e.args)
         if op == "where":

@@ -31,7 +31,7 @@ from runtime import opencl_build
 from runtime.opencl_device import device as get_device
 from runtime.opencl_executor import CLExecutor, CLLaunch, CLProgram, HostCall
 
-from ..kernel_ir.kernels import LoopKernel, MatmulKernel, OpaqueKernel, ScatterKernel
+from ..kernel_ir.kernels import ERRORS, LoopKernel, MatmulKernel, OpaqueKernel, ScatterKernel
 from ..kernel_ir.printer import to_text
 from ..ops import REGISTRY
 from ..passes.fusion import plan_fusion
@@ -123,8 +123,8 @@ class OpenCLExecutable(KernelExecutable):
     """A graph compiled to one OpenCL program for ``device``."""
 
     def __init__(self, graph, kernels, infos, executor, plan, memory, compile_s, device,
-                 program_source):
-        super().__init__(graph, kernels, infos, executor, plan, memory, compile_s)
+                 program_source, error_slot=None):
+        super().__init__(graph, kernels, infos, executor, plan, memory, compile_s, error_slot)
         self.device = device
         self.program_source = program_source
 
@@ -169,7 +169,7 @@ def compile_graph(graph, fuse=True, debug=0, device=None):
 
     steps = []
     for k, pk in zip(kernels, printed):
-        outs = tuple((slot_of[b.node], b.node) for b in k.buffers if b.written and not b.local)
+        outs = tuple((slot_of[b.node], b.node) for b in k.buffers if b.written and b.node >= 0)
         if pk is None:
             fn, reads, writes = _host_step(graph, k, slot_of)
             steps.append(HostCall(k.name, fn, reads, writes, k.flops, k.bytes, outs))
@@ -206,7 +206,8 @@ def compile_graph(graph, fuse=True, debug=0, device=None):
                       f"({'fused' if fuse else 'unfused'}"
                       f"{', opaque: ' + ', '.join(opaque) if opaque else ''}), "
                       f"{memory.describe()}, {seconds:.3f} s")
-    exe = OpenCLExecutable(graph, kernels, infos, executor, plan, memory, seconds, dev, source)
+    exe = OpenCLExecutable(graph, kernels, infos, executor, plan, memory, seconds, dev, source,
+                           slot_of.get(ERRORS))
     exe.fuse = fuse
     return exe
 

@@ -112,6 +112,10 @@ HELPERS = {
     "kiln_floordiv_i": ("inline int kiln_floordiv_i(int a, int d) { int q = a / d; "
                         "return (a % d != 0 && a < 0) ? q - 1 : q; }"),
     "kiln_mod_i": "inline int kiln_mod_i(int a, int d) { int r = a % d; return r < 0 ? r + d : r; }",
+    # expr.checked_index: wrap a negative index; report one out of range, read element 0
+    "kiln_check_index": ("inline long kiln_check_index(long i, long n, __global long* rec) { "
+                         "long w = i < 0 ? i + n : i; if (w < 0 || w >= n) { rec[0] = 1; "
+                         "rec[1] = i; rec[2] = n; return 0; } return w; }"),
 }
 
 
@@ -253,6 +257,10 @@ class ExprPrinter:
             return f"({' && '.join(conds)}) ? {load} : {literal(fill, t)}"
         if op == "index":
             return f"(long)({self.index(e.args[0])})"
+        if op == "check_index":
+            i, size, record = e.args
+            self.helpers.add("kiln_check_index")
+            return f"kiln_check_index({self.value(i)}, {size}L, {self.buffer_name(record)})"
         if op == "inrange":
             return self.in_range(*e.args)
         if op == "where":

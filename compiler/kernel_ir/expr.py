@@ -95,6 +95,14 @@ def inrange(index, lo, hi) -> Expr:
     return Expr("inrange", bool_, (index, int(lo), int(hi)))
 
 
+def checked_index(i: Expr, size: int, record: int) -> Expr:
+    """A data-dependent index into a dimension of ``size``: negative values count from
+    the end; a value outside ``[-size, size)`` is written to the error record (buffer
+    ``record``: flag, value, size), which makes the compiled call raise IndexError as
+    eager mode does, and reads element 0 meanwhile (memory safety: kernels cannot stop)."""
+    return Expr("check_index", int64, (i, int(size), int(record)))
+
+
 def cast(x: Expr, dtype: DType) -> Expr:
     if x.dtype is dtype:
         return x

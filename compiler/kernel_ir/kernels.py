@@ -24,12 +24,17 @@ from .expr import Expr
 from .index import Index, Var
 
 
+ERRORS = -2   # Buffer.node of a kernel's error record (see ``expr.checked_index``): int64[4]
+#               (flag, offending index, dimension size, unused), one per compiled graph
+
+
 @dataclass
 class Buffer:
     name: str              # readable parameter name, e.g. "x3" for graph node %3
     dtype: DType
     shape: tuple
-    node: int              # graph node id whose value the buffer holds (-1 for locals)
+    node: int              # graph node id whose value the buffer holds (-1 for locals,
+                           # ERRORS for the error record)
     written: bool = False  # the kernel stores into it
     local: bool = False    # per-thread scratch for one row (not a graph value)
     returned: bool = False # a graph output: handed to the caller, read by no later kernel

@@ -179,16 +179,12 @@ def _pad(ctx, pads, value):
     return ctx.read(0, Idx(ctx.shapes[0], dims=dims), guards, fill=value)
 
 
-def _wrap_clamp(i: ex.Expr, n: int) -> Index:
-    """A data-dependent index: negative values count from the end, then clamp into range.
-
-    Out-of-range indices raise in eager mode; compiled code cannot raise, so it clamps
-    (memory safety first) and ``check=True`` / the eager backend diagnose the error."""
-    i = ex.cast(i, int64)
-    zero, size = ex.const(0, int64), ex.const(n, int64)
-    i = ex.where(ex.compare("lt", i, zero), ex.binary("add", i, size), i)
-    i = ex.binary("max", ex.binary("min", i, ex.const(max(n - 1, 0), int64)), zero)
-    return Index.of(Dyn(i, 0, max(n - 1, 0)))
+def _wrap_clamp(ctx, i: ex.Expr, n: int) -> Index:
+    """A data-dependent index into a dimension of size ``n``: negative values count from
+    the end; out-of-range values are reported through the graph's error record (the
+    compiled call then raises IndexError, as eager mode does) and read element 0."""
+    checked = ex.checked_index(ex.cast(i, int64), n, ctx.low.error_record())
+    return Index.of(Dyn(checked, 0, max(n - 1, 0)))
 
 
 def _basic_index_map(spec, x_shape, out_dims, tensor_dims=None):
@@ -311,7 +307,7 @@ def _all(guards):
 @rule("gather", cost=0)
 def _gather(ctx, axis):
     out = ctx.idx.dims
-    j = _wrap_clamp(ctx.read(1, ctx.idx), ctx.shapes[0][axis])
+    j = _wrap_clamp(ctx, ctx.read(1, ctx.idx), ctx.shapes[0][axis])
     dims = list(out)
     dims[axis] = j
     return ctx.read(0, Idx(ctx.shapes[0], dims=dims))
@@ -333,7 +329,7 @@ def _scatter_add(ctx, axis, shape):
         dims = list(out)
         dims[axis] = Index.of(j)
         src = Idx(ishape, dims=dims)
-        target = _wrap_clamp(ctx.read(1, src, inside, fill=0), shape[axis])
+        target = _wrap_clamp(ctx, ctx.read(1, src, inside, fill=0), shape[axis])
         hit = ex.compare("eq", ex.index_value(target), ex.index_value(out[axis]))
         if inside:
             hit = ex.binary("and", hit, _all(inside))
@@ -433,7 +429,7 @@ def _advanced_position(spec, x_shape, idx_shapes, src_shape):
             lead = len(bshape) - len(shape)
             tdims = [Index() if s == 1 else bdims[lead + j] for j, s in enumerate(shape)]
             value = ctx.read(first_tensor_arg + t, Idx(shape, dims=tdims))
-            tensor_dims.append(_wrap_clamp(value, x_shape[xdim_of[i]]))
+            tensor_dims.append(_wrap_clamp(ctx, value, x_shape[xdim_of[i]]))
         return _basic_index_map(spec, x_shape, rest, tensor_dims)
     return position
 
@@ -465,7 +461,7 @@ def _scatter_scatter_add(ctx, axis, shape):
 
     def position(c, s):
         dims = list(s.dims)
-        dims[axis] = _wrap_clamp(c.read(1, s), shape[axis])
+        dims[axis] = _wrap_clamp(c, c.read(1, s), shape[axis])
         return dims
     return ScatterSpec(init=lambda c: ex.const(0, ctx.out_dtype), source_shape=ishape,
                        position=position, value=lambda c, s: c.read(0, s), accumulate=True)

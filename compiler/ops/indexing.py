@@ -11,7 +11,7 @@ import numpy as np
 
 from ..dtypes import INT
 from . import kernels
-from .registry import OpError, Spec, defop
+from .registry import OpError, OpIndexError, Spec, defop
 
 
 def build_index(spec, tensors):
@@ -103,7 +103,7 @@ def _gather_infer(x, idx, axis):
 def _check_bounds(name, idx, size):
     if idx.size and (idx.min() < -size or idx.max() >= size):
         bad = idx[(idx < -size) | (idx >= size)].flat[0]
-        raise OpError(f"{name}: index {bad} is out of bounds for dimension of size {size}")
+        raise OpIndexError(f"{name}: index {bad} is out of bounds for dimension of size {size}")
 
 
 def _gather_ref(x, idx, axis):

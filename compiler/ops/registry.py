@@ -30,6 +30,10 @@ class OpError(ValueError):
     """Bad input to a primitive: wrong shapes, dtypes or attributes. Names the op."""
 
 
+class OpIndexError(OpError, IndexError):
+    """An index out of range (raised by a reference kernel): an IndexError, as in PyTorch."""
+
+
 @dataclass(frozen=True)
 class OpDef:
     name: str
