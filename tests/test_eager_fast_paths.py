@@ -2,8 +2,8 @@
 
 Several kernels switch to a faster formulation above a size (``compiler/ops/kernels.py``:
 branch-free ``where``, argmax/argmin along a short axis, gather/scatter of one index per
-slice; ``fold`` in the memory order of its input; convolution laid out batch-innermost
-when the input needs a gradient). The op tests use small shapes, which take the general
+slice; ``fold`` in the memory order of its input, copying disjoint windows; convolution
+laid out batch-innermost when the input needs a gradient). The op tests use small shapes, which take the general
 paths; these cases use shapes above the thresholds and compare both paths, and the
 layers with torch.
 """
@@ -145,3 +145,97 @@ def test_large_max_pool_ties_after_relu_follow_torch(kwargs):
     ko.backward(kiln.tensor(g))
     # overlapping windows add their gradients in another order than torch: rounding only
     np.testing.assert_allclose(kx.grad.numpy(), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def _fold_by_adds(cols, shape, kernel, stride, padding, dilation):
+    """The general col2im: every window offset added into zeros (the old kernel)."""
+    d = len(kernel)
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(shape[2:], padding))
+    out = np.zeros(tuple(shape[:2]) + padded, cols.dtype)
+    outs = cols.shape[2 + d:]
+    for offset in np.ndindex(*kernel):
+        window = tuple(slice(o * dl, o * dl + st * (n - 1) + 1, st)
+                       for o, dl, st, n in zip(offset, dilation, stride, outs))
+        out[(slice(None), slice(None)) + window] += cols[(slice(None), slice(None)) + offset]
+    crop = tuple(slice(lo, lo + n) for n, (lo, hi) in zip(shape[2:], padding))
+    return out[(slice(None), slice(None)) + crop]
+
+
+@pytest.mark.parametrize("case", [
+    # kernel == stride tiling the output (LeNet's pooling): copied into np.empty
+    dict(shape=(64, 6, 28, 28), kernel=(2, 2), stride=(2, 2), padding=((0, 0), (0, 0))),
+    # disjoint windows leaving gaps and a remainder: copied into zeros
+    dict(shape=(8, 3, 29, 31), kernel=(2, 3), stride=(3, 4), padding=((0, 0), (0, 0))),
+    # disjoint windows over padding
+    dict(shape=(8, 3, 27, 27), kernel=(2, 2), stride=(2, 2), padding=((1, 0), (0, 1))),
+    # overlapping windows: the general adds
+    dict(shape=(8, 3, 14, 14), kernel=(3, 3), stride=(2, 2), padding=((1, 1), (1, 1))),
+])
+@pytest.mark.parametrize("batch_inner", [False, True])
+def test_fold_disjoint_windows_match_the_adds_bitwise(case, batch_inner):
+    """Non-overlapping windows are copied, not added, yet -0.0 still becomes +0.0 (as
+    0 + v does, and PyTorch's zero-filled max-pool gradient); the result is C-contiguous."""
+    rng = np.random.default_rng(8)
+    attrs = dict(case, dilation=(1, 1))
+    outs = tuple((n + lo + hi - k) // s + 1 for n, (lo, hi), k, s in
+                 zip(case["shape"][2:], case["padding"], case["kernel"], case["stride"]))
+    cols = _awkward(rng, case["shape"][:2] + case["kernel"] + outs, np.float32)
+    if batch_inner:
+        cols = np.ascontiguousarray(np.moveaxis(cols, 0, -1))
+        cols = np.moveaxis(cols, -1, 0)
+    got = REGISTRY["fold"].ref(cols, **attrs)
+    assert got.flags.c_contiguous
+    _bits_equal(got, _fold_by_adds(cols, **attrs))
+
+
+def test_max_pool_kernel_equals_stride_backward_bitwise():
+    """LeNet's pooling gradient (disjoint fold + scatter of one index per window) routes
+    every gradient, signed zeros included, exactly as PyTorch's does."""
+    x = np.random.default_rng(9).standard_normal((64, 6, 28, 28)).astype(np.float32)
+    x[:, :, :6] = -1.0                                           # all-zero windows after ReLU
+    tx = torch.tensor(x, requires_grad=True)
+    kx = kiln.tensor(x, requires_grad=True)
+    to, ko = TF.max_pool2d(TF.relu(tx), 2), F.max_pool2d(F.relu(kx), 2)
+    g = np.random.default_rng(10).standard_normal(tuple(to.shape)).astype(np.float32)
+    g.flat[::5] = -0.0
+    to.backward(torch.tensor(g))
+    ko.backward(kiln.tensor(g))
+    _bits_equal(kx.grad.numpy(), tx.grad.numpy())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gather_scatter_of_strided_inputs(dtype):
+    """``gather`` reads a C-contiguous input with one flat ``take``; other layouts select
+    position by position; ``scatter_add`` from a strided gradient. All match NumPy."""
+    rng = np.random.default_rng(11)
+    base = _awkward(rng, (196, 4, 6, 64), dtype)
+    x = base.transpose(3, 2, 1, 0)                               # (64, 6, 4, 196), strided
+    assert not x.flags.c_contiguous
+    idx = np.argmax(x, axis=2, keepdims=True)
+    want = np.take_along_axis(x, idx, axis=2)
+    _bits_equal(REGISTRY["gather"].ref(x, idx, axis=2), want)
+    _bits_equal(REGISTRY["gather"].ref(np.ascontiguousarray(x), idx, axis=2), want)
+    g = want.transpose(3, 2, 1, 0).copy().transpose(3, 2, 1, 0)   # a strided gradient
+    scattered = np.zeros(x.shape, dtype)
+    np.put_along_axis(scattered, idx, want, axis=2)
+    _bits_equal(REGISTRY["scatter_add"].ref(g, idx, axis=2, shape=x.shape), scattered)
+
+
+def test_conv2d_input_gradient_layout_with_padding_matches_torch():
+    """The input is copied batch-innermost before im2col when it needs a gradient; with
+    padding (np.pad) and without, values and all gradients match torch."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((64, 6, 14, 14)).astype(np.float32)
+    w = rng.standard_normal((16, 6, 5, 5)).astype(np.float32)
+    for padding in (0, 2):
+        tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+        kx, kw = kiln.tensor(x, requires_grad=True), kiln.tensor(w, requires_grad=True)
+        to, ko = TF.conv2d(tx, tw, padding=padding), F.conv2d(kx, kw, padding=padding)
+        assert ko.is_contiguous()
+        np.testing.assert_allclose(ko.detach().numpy(), to.detach().numpy(), rtol=1e-4,
+                                   atol=1e-4)
+        g = rng.standard_normal(tuple(to.shape)).astype(np.float32)
+        to.backward(torch.tensor(g))
+        ko.backward(kiln.tensor(g))
+        for k, t in ((kx, tx), (kw, tw)):
+            np.testing.assert_allclose(k.grad.numpy(), t.grad.numpy(), rtol=1e-4, atol=1e-3)

@@ -8,6 +8,8 @@ few vectorised passes.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 # below this many output elements the plain NumPy call is cheaper than the extra passes
@@ -25,18 +27,29 @@ def can_select(*arrays):
 
 def select(cond, a, b=None):
     """``np.where(cond, a, b)`` (``b=None``: zeros) for a bool ``cond`` and arrays ``a``,
-    ``b`` of one numeric dtype (see ``can_select``), broadcasting all three."""
+    ``b`` of one numeric dtype (see ``can_select``), broadcasting all three.
+
+    The bits are selected by integer arithmetic: ``a * cond`` (the bool cast to 0 / 1
+    inside the multiply, one pass), and with a ``b``, ``b + (a - b) * cond``, exact in
+    wrapping integer arithmetic."""
     it = _INT_OF_SIZE[a.dtype.itemsize]
-    mask = np.negative(cond.view(np.int8), dtype=it)          # True -> all ones
-    out = np.bitwise_and(a.view(it), mask)
-    if b is not None:
+    shape = np.broadcast_shapes(cond.shape, a.shape, () if b is None else b.shape)
+    abits = a.view(it)
+    if b is None or (not b.ndim and b.view(it) == 0):              # b == +0: nothing to add
+        out = np.multiply(abits, cond, dtype=it)
+    else:
         bits = b.view(it)
-        if b.ndim or bits != 0:                                # b == +0: nothing to add
-            out = np.bitwise_or(out, np.bitwise_and(bits, np.invert(mask)))
-    if out.shape != np.broadcast_shapes(cond.shape, a.shape, () if b is None else b.shape):
-        out = np.broadcast_to(out, np.broadcast_shapes(
-            cond.shape, a.shape, () if b is None else b.shape)).copy()
+        out = np.subtract(abits, bits)
+        out = np.multiply(out, cond, out=_full(out, shape), dtype=it)
+        out = np.add(out, bits, out=_full(out, shape))
+    if out.shape != shape:
+        out = np.broadcast_to(out, shape).copy()
     return out.view(a.dtype)
+
+
+def _full(a, shape):
+    """``a`` itself as an ``out=`` target when it is an array of the full shape, else None."""
+    return a if type(a) is np.ndarray and a.shape == shape else None
 
 
 def where(cond, a, b):
@@ -81,24 +94,56 @@ def _nonnegative(idx, n):
     return idx + n * (idx < 0) if idx.size and idx.min() < 0 else idx
 
 
+_BASES = {}     # (P, n, Q) -> the flat offset of each slice's start, see _flat_base
+
+
+def _flat_base(P, n, Q):
+    """(P, 1, Q) int64: the flat position of element ``[p, 0, q]`` of a C-contiguous
+    ``(P, n, Q)`` array. Eager steps ask for the same few shapes, so a few are kept."""
+    key = (P, n, Q)
+    base = _BASES.get(key)
+    if base is None:
+        base = (np.arange(P, dtype=np.int64) * (n * Q))[:, None, None] + np.arange(Q)
+        base.flags.writeable = False
+        if len(_BASES) >= 16:
+            _BASES.clear()
+        _BASES[key] = base
+    return base
+
+
 def gather_one(x, idx, axis):
-    """``np.take_along_axis`` for one index per slice along a short axis, or None."""
+    """``np.take_along_axis`` for one index per slice along a short axis, or None.
+
+    A C-contiguous ``x`` is read by one ``np.take`` at flat positions (the slice's start
+    plus index times the axis stride); otherwise one selection per position along it."""
     if not _along_small_axis(x, idx, axis):
         return None
-    idx = _nonnegative(idx, x.shape[axis])
+    n = x.shape[axis]
+    idx = _nonnegative(idx, n)
+    if x.flags.c_contiguous:
+        P, Q = math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1:])
+        flat = np.multiply(idx.reshape(P, 1, Q), Q, dtype=np.int64)
+        flat += _flat_base(P, n, Q)
+        return np.take(x.reshape(-1), flat).reshape(idx.shape)
     lead = (slice(None),) * axis
     out = x[lead + (slice(0, 1),)]
-    for j in range(1, x.shape[axis]):
+    for j in range(1, n):
         out = select(idx == j, x[lead + (slice(j, j + 1),)], out)
     return out
 
 
 def scatter_one(g, idx, axis, shape):
     """``put_along_axis`` of ``g`` into zeros of ``shape`` for one index per slice along a
-    short axis (no two sources meet), or None."""
+    short axis (no two sources meet), or None. Each position along the axis is one
+    branch-free selection of ``g`` written straight into its slice of the result."""
     probe = np.broadcast_to(np.empty((), g.dtype), shape)
     if tuple(g.shape) != tuple(idx.shape) or not _along_small_axis(probe, idx, axis):
         return None
     n = shape[axis]
-    positions = np.arange(n).reshape((n,) + (1,) * (len(shape) - axis - 1))
-    return select(_nonnegative(idx, n) == positions, g)
+    idx = _nonnegative(idx, n)
+    it = _INT_OF_SIZE[g.dtype.itemsize]
+    out = np.empty(shape, g.dtype)
+    bits, lead = g.view(it), (slice(None),) * axis
+    for j in range(n):
+        np.multiply(bits, idx == j, out=out[lead + (slice(j, j + 1),)].view(it), dtype=it)
+    return out

@@ -84,14 +84,29 @@ def _fold_ref(cols, shape, kernel, stride, padding, dilation):
     axes = (0, 1) + tuple(range(2 + d, 2 + 2 * d))
     order = sorted(range(2 + d), key=lambda i: -cols.strides[axes[i]])
     full = tuple(shape[:2]) + padded
-    out = np.zeros(tuple(full[i] for i in order), cols.dtype).transpose(np.argsort(order))
     outs = cols.shape[2 + d:]
+    # windows that never overlap (LeNet's 2x2 pooling) are copied rather than added; when
+    # they also tile the whole output, nothing is left to zero
+    disjoint = all(st >= dl * (k - 1) + 1 for k, st, dl in zip(kernel, stride, dilation))
+    tiled = disjoint and all(dl == 1 and st == k and n * st == p for k, st, dl, n, p in
+                             zip(kernel, stride, dilation, outs, padded))
+    alloc = np.empty if tiled else np.zeros
+    out = alloc(tuple(full[i] for i in order), cols.dtype).transpose(np.argsort(order))
     for offset in itertools.product(*(range(k) for k in kernel)):
         window = tuple(slice(o * dl, o * dl + st * (n - 1) + 1, st)
                        for o, dl, st, n in zip(offset, dilation, stride, outs))
-        out[(slice(None), slice(None)) + window] += cols[(slice(None), slice(None)) + offset]
+        if disjoint:
+            out[(slice(None), slice(None)) + window] = cols[(slice(None), slice(None)) + offset]
+        else:
+            out[(slice(None), slice(None)) + window] += cols[(slice(None), slice(None)) + offset]
+    if disjoint:   # 0 + v, as the adds give: -0.0 becomes +0.0 (and PyTorch's too)
+        flat = out.transpose(order)                       # C-contiguous: one pass
+        np.add(flat, flat.dtype.type(0), out=flat)
     crop = tuple(slice(lo, lo + n) for n, (lo, hi) in zip(shape[2:], padding))
-    return out[(slice(None), slice(None)) + crop]
+    # handed back C-contiguous: a batch-innermost result would make every later op of
+    # the backward (max-pool, ReLU, the previous convolution) transpose its own, larger
+    # arrays; fold's output is prod(kernel) / stride**d times smaller than its columns
+    return np.ascontiguousarray(out[(slice(None), slice(None)) + crop])
 
 
 def _fold_grad(E, g, out, cols, shape, kernel, stride, padding, dilation):

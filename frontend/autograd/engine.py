@@ -24,28 +24,6 @@ def _add(a, b, create_graph):
     return total
 
 
-def _needed_nodes(root_nodes, target_nodes):
-    """Nodes from which some target is reachable: only they must run for ``grad``."""
-    needed, state = set(), {}
-    for root in root_nodes:
-        stack = [(root, iter(root.next_functions))]
-        state[root] = "open"
-        while stack:
-            node, children = stack[-1]
-            child = next(children, None)
-            if child is not None:
-                nxt = child[0]
-                if nxt is not None and nxt not in state:
-                    state[nxt] = "open"
-                    stack.append((nxt, iter(nxt.next_functions)))
-                continue
-            stack.pop()
-            state[node] = "done"
-            if node in target_nodes or any(n in needed for n, _ in node.next_functions if n is not None):
-                needed.add(node)
-    return needed
-
-
 def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None):
     """Run the tape backward. Returns captured gradients (one per input) when ``inputs``
     is given, else accumulates into leaves and returns None."""
@@ -59,6 +37,12 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None):
 
     root_nodes = list(dict.fromkeys(e[0] for e in edges))
     deps = {}
+    capture, needed = None, None
+    if inputs is not None:
+        capture = {}
+        for i, t in enumerate(inputs):
+            capture.setdefault(edge_of(t), []).append(i)
+    parents = {} if capture is not None else None   # node -> the nodes that feed it
     seen, stack = set(root_nodes), list(root_nodes)
     while stack:
         node = stack.pop()
@@ -66,16 +50,21 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None):
             if nxt is None:
                 continue
             deps[nxt] = deps.get(nxt, 0) + 1
+            if parents is not None:
+                parents.setdefault(nxt, []).append(node)
             if nxt not in seen:
                 seen.add(nxt)
                 stack.append(nxt)
 
-    capture, needed = None, None
-    if inputs is not None:
-        capture = {}
-        for i, t in enumerate(inputs):
-            capture.setdefault(edge_of(t), []).append(i)
-        needed = _needed_nodes(root_nodes, {node for node, _ in capture})
+    if capture is not None:
+        # only nodes from which some input is reachable must run: walk back from them
+        stack = [node for node, _ in capture if node in seen]
+        needed = set(stack)
+        while stack:
+            for p in parents.get(stack.pop(), ()):
+                if p not in needed:
+                    needed.add(p)
+                    stack.append(p)
     captured = [None] * (len(inputs) if inputs is not None else 0)
 
     buffers = {}
@@ -88,7 +77,8 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None):
         while ready:
             node = ready.pop()
             grads = buffers.pop(node, None) or [None] * node.num_outputs
-            grads = _run_hooks(node, grads)
+            if node._hooks or node._retained:
+                grads = _run_hooks(node, grads)
             if capture is not None:
                 for nr, g in enumerate(grads):
                     for i in capture.get((node, nr), ()):
@@ -108,7 +98,9 @@ def run_backward(roots, root_grads, *, retain_graph, create_graph, inputs=None):
                 if nxt is None:
                     continue
                 if g is not None:
-                    buf = buffers.setdefault(nxt, [None] * nxt.num_outputs)
+                    buf = buffers.get(nxt)
+                    if buf is None:
+                        buffers[nxt] = buf = [None] * nxt.num_outputs
                     buf[nr] = _add(buf[nr], g, create_graph)
                 deps[nxt] -= 1
                 if deps[nxt] == 0:

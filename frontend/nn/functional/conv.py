@@ -73,20 +73,26 @@ def _conv_body(x, w, b, stride, pads, dilation, groups):
     Folding the batch into the matmul's columns gives BLAS one wide product instead of
     N small ones, and makes the weight gradient one product with a long inner dimension.
     In eager mode, when the input needs a gradient, the columns are laid out
-    batch-innermost, so NumPy's col2im (``fold``) of the input gradient adds long
-    contiguous runs; otherwise the batch goes outside the spatial positions, which makes
+    batch-innermost (gathered from a batch-innermost copy of the input), so NumPy's
+    col2im (``fold``) of the input gradient adds long contiguous runs; otherwise the batch goes outside the spatial positions, which makes
     the im2col copy cheaper. A traced graph always keeps the batch outside: a compiled
     fold walks its output in memory order, and batch-innermost columns would make every
     one of its reads a strided gather (LeNet's compiled step: 3.4 ms against 2.7 ms)."""
     n, c = x.shape[:2]
     out_ch, kernel = w.shape[0], tuple(w.shape[2:])
     d = len(kernel)
+    batch_last = x.requires_grad and not tracing_hook.active()
+    if batch_last:
+        # copy the (small) input batch-innermost first, so that the im2col copy below
+        # reads runs of (out width x batch) contiguous elements instead of gathering
+        # single elements a whole image apart (LeNet's conv2: 0.45 -> 0.2 ms)
+        x = apply("permute", apply("copy", apply("permute", x, perm=tuple(range(1, d + 2)) + (0,))),
+                  perm=(d + 1,) + tuple(range(d + 1)))
     cols = apply("unfold", x, kernel=kernel, stride=stride, padding=pads, dilation=dilation,
                  pad_value=0.0)                                      # (N, C, *k, *out)
     out_sp = tuple(cols.shape[2 + d:])
     k = (c // groups) * math.prod(kernel)
     sp_axes, k_axes = tuple(range(2 + d, 2 + 2 * d)), tuple(range(2, 2 + d))
-    batch_last = x.requires_grad and not tracing_hook.active()
     perm = (1,) + k_axes + (sp_axes + (0,) if batch_last else (0,) + sp_axes)
     cols = apply("permute", cols, perm=perm)                         # (C, *k, [N], *out, [N])
     cols = apply("reshape", cols, shape=(groups, k, n * math.prod(out_sp)))
