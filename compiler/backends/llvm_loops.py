@@ -247,14 +247,11 @@ def emit_streamed_range(p: ExprPrinter, start, end, var, stores):
     w = p.w
     tiles = tiles_for(p, stores, var, STREAM_TILE)
     n = w.op(f"sub i64 {end}, {start}", "sn")
-    n = w.op(f"add i64 {n}, {STREAM_TILE - 1}", "sn")
-    ntiles = w.op(f"udiv i64 {n}, {STREAM_TILE}", "ntiles")
+    ntiles = w.spans(n, STREAM_TILE, "ntiles")
 
     def tile(t, _):
-        first = w.op(f"mul i64 {t}, {STREAM_TILE}", "t0")
-        first = w.op(f"add i64 {first}, {start}", "t0")
-        left = w.op(f"sub i64 {end}, {first}", "tn")
-        count = w.op(f"call i64 @llvm.smin.i64(i64 {left}, i64 {STREAM_TILE})", "tn")
+        offset, count = w.span(t, STREAM_TILE, n, "t0")
+        first = w.op(f"add i64 {offset}, {start}", "t0")
 
         def element(j, _):
             p.push()

@@ -224,14 +224,11 @@ def print_matmul_kernel(kernel: MatmulKernel, symbol: str, vector_bits: int, max
 
     def pack_b(n0, ncur, pc, kcur):
         """bp[jr*kcur + k*NR + j] = B[b, pc+k, n0+jr+j] (0 past the edge)."""
-        panels = w.op(f"add i64 {ncur}, {bl.nr - 1}", "pn")
-        panels = w.op(f"udiv i64 {panels}, {bl.nr}", "pn")
+        panels = w.spans(ncur, bl.nr, "pn")
 
         def panel(jrb, _):
             p.push()
-            jr = w.op(f"mul i64 {jrb}, {bl.nr}", "jr")
-            left = w.op(f"sub i64 {ncur}, {jr}", "jl")
-            jmax = w.op(f"call i64 @llvm.smin.i64(i64 {left}, i64 {bl.nr})", "jmax")
+            jr, jmax = w.span(jrb, bl.nr, ncur, "jr")
             base = w.op(f"mul i64 {jr}, {kcur}", "pb")
             dst = w.op(f"getelementptr {ty}, ptr {bp}, i64 {base}", "pd")
             col0 = w.op(f"add i64 {n0}, {jr}", "nn")
@@ -280,14 +277,11 @@ def print_matmul_kernel(kernel: MatmulKernel, symbol: str, vector_bits: int, max
 
     def pack_a(m0, mcur, pc, kcur):
         """ap[ir*kcur + k*MR + i] = A[b, m0+ir+i, pc+k] (0 past the edge)."""
-        panels = w.op(f"add i64 {mcur}, {bl.mr - 1}", "pn")
-        panels = w.op(f"udiv i64 {panels}, {bl.mr}", "pn")
+        panels = w.spans(mcur, bl.mr, "pn")
 
         def panel(irb, _):
             p.push()
-            ir = w.op(f"mul i64 {irb}, {bl.mr}", "ir")
-            left = w.op(f"sub i64 {mcur}, {ir}", "il")
-            imax = w.op(f"call i64 @llvm.smin.i64(i64 {left}, i64 {bl.mr})", "imax")
+            ir, imax = w.span(irb, bl.mr, mcur, "ir")
             base = w.op(f"mul i64 {ir}, {kcur}", "pa")
             dst = w.op(f"getelementptr {ty}, ptr {ap}, i64 {base}", "pd")
             row0 = w.op(f"add i64 {m0}, {ir}", "mm")
@@ -351,34 +345,24 @@ def print_matmul_kernel(kernel: MatmulKernel, symbol: str, vector_bits: int, max
             q = w.op(f"udiv i64 {bidx}, {stride}", "bq") if stride != 1 else bidx
             p.vars[v] = w.op(f"urem i64 {q}, {v.size}", "bv")
             stride *= v.size
-        n0 = w.op(f"mul i64 {nblk}, {bl.nc}", "n0")
-        nleft = w.op(f"sub i64 {N}, {n0}", "nl")
-        ncur = w.op(f"call i64 @llvm.smin.i64(i64 {nleft}, i64 {bl.nc})", "ncur")
-        m0 = w.op(f"mul i64 {mblk}, {bl.mc}", "m0")
-        mleft = w.op(f"sub i64 {M}, {m0}", "ml")
-        mcur = w.op(f"call i64 @llvm.smin.i64(i64 {mleft}, i64 {bl.mc})", "mcur")
+        n0, ncur = w.span(nblk, bl.nc, N, "n0")
+        m0, mcur = w.span(mblk, bl.mc, M, "m0")
         return rest, n0, ncur, m0, mcur
 
     def panels(ncur, mcur, n0, m0, inner):
         """For every ``MR x NR`` register tile of the task: ``inner(jrb, irb, mrow, ncol,
         imax, jmax)`` (column panels outer, as the packed B block is laid out)."""
-        npanels = w.op(f"add i64 {ncur}, {bl.nr - 1}", "np")
-        npanels = w.op(f"udiv i64 {npanels}, {bl.nr}", "np")
-        mpanels = w.op(f"add i64 {mcur}, {bl.mr - 1}", "mp")
-        mpanels = w.op(f"udiv i64 {mpanels}, {bl.mr}", "mp")
+        npanels = w.spans(ncur, bl.nr, "np")
+        mpanels = w.spans(mcur, bl.mr, "mp")
 
         def jpanel(jrb, _):
             p.push()
-            jr = w.op(f"mul i64 {jrb}, {bl.nr}", "jr")
-            jleft = w.op(f"sub i64 {ncur}, {jr}", "jl")
-            jmax = w.op(f"call i64 @llvm.smin.i64(i64 {jleft}, i64 {bl.nr})", "jmax")
+            jr, jmax = w.span(jrb, bl.nr, ncur, "jr")
             ncol = w.op(f"add i64 {n0}, {jr}", "ncol")
 
             def ipanel(irb, _):
                 p.push()
-                ir = w.op(f"mul i64 {irb}, {bl.mr}", "ir")
-                ileft = w.op(f"sub i64 {mcur}, {ir}", "il")
-                imax = w.op(f"call i64 @llvm.smin.i64(i64 {ileft}, i64 {bl.mr})", "imax")
+                ir, imax = w.span(irb, bl.mr, mcur, "ir")
                 mrow = w.op(f"add i64 {m0}, {ir}", "mrow")
                 inner(jrb, irb, jr, ir, mrow, ncol, imax, jmax)
                 p.pop()
@@ -411,9 +395,7 @@ def print_matmul_kernel(kernel: MatmulKernel, symbol: str, vector_bits: int, max
 
         def slice_(kb, _):
             p.push()
-            pc = w.op(f"mul i64 {kb}, {bl.kc}", "pc")
-            kleft = w.op(f"sub i64 {K}, {pc}", "kl")
-            kcur = w.op(f"call i64 @llvm.smin.i64(i64 {kleft}, i64 {bl.kc})", "kcur")
+            pc, kcur = w.span(kb, bl.kc, K, "pc")
             if slices == 1:   # the same B block as this thread's previous task: keep it
                 fresh = w.op(f"icmp ne i64 {rest}, {carried[0]}", "fresh")
                 pk, done = w.label("packb"), w.label("packed")
@@ -711,14 +693,11 @@ class RunCopy:
         iota = "<" + ", ".join(f"i64 {i}" for i in range(lanes)) + ">"
         src_base = p.bufs[self.buffer]
         bases = w.alloca("i64", RUN_ROWS)
-        blocks = w.op(f"add i64 {kcur}, {RUN_ROWS - 1}", "rb")
-        blocks = w.op(f"udiv i64 {blocks}, {RUN_ROWS}", "rb")
+        blocks = w.spans(kcur, RUN_ROWS, "rb")
 
         def block(kb, _):
             p.push()
-            k0 = w.op(f"mul i64 {kb}, {RUN_ROWS}", "rk0")
-            left = w.op(f"sub i64 {kcur}, {k0}", "rkl")
-            rows = w.op(f"call i64 @llvm.smin.i64(i64 {left}, i64 {RUN_ROWS})", "rows")
+            k0, rows = w.span(kb, RUN_ROWS, kcur, "rk0")
 
             def base_of(k, _):
                 p.push()

@@ -75,6 +75,18 @@ class FunctionWriter:
         self.emit(f"{name} = {text}")
         return name
 
+    def span(self, index, size, total, hint="span"):
+        """``(first, count)`` of span ``index`` when ``[0, total)`` is cut into spans
+        of ``size``: ``first = index * size``, ``count = min(size, total - first)``."""
+        first = self.op(f"mul i64 {index}, {size}", hint)
+        left = self.op(f"sub i64 {total}, {first}", hint)
+        return first, self.op(f"call i64 @llvm.smin.i64(i64 {left}, i64 {size})", hint)
+
+    def spans(self, total, size, hint="spans"):
+        """How many spans of ``size`` cover ``[0, total)``."""
+        n = self.op(f"add i64 {total}, {size - 1}", hint)
+        return self.op(f"udiv i64 {n}, {size}", hint)
+
     def loop(self, start, end, body, carried=(), hint="i"):
         """``for iv in [start, end)``: ``body(iv, values) -> values`` for carried
         ``(type, init)`` pairs; returns the carried values after the loop."""
