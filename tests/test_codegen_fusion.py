@@ -347,10 +347,10 @@ def test_large_outputs_stream_past_the_cache(monkeypatch):
     non-temporal vector stores (head to the first 64-byte boundary, vectors, tail);
     intermediates that a later kernel reads keep ordinary stores. The threshold is
     lowered so every size and misalignment is exercised on small arrays."""
-    from compiler.backends import llvm_printer
-    if not llvm_printer.STREAMING:
+    from compiler.backends import llvm_streaming
+    if not llvm_streaming.STREAMING:
         pytest.skip("streaming stores are only printed for x86-64")
-    monkeypatch.setattr(llvm_printer, "STREAM_BYTES", 0)
+    monkeypatch.setattr(llvm_streaming, "STREAM_BYTES", 0)
     offsets = set()
     for n in (1, 15, 17, 1000, 1024, 2 * 1024 + 5):
         for dtype in (F32, dt.float64, dt.int64, dt.int32):

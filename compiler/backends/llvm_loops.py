@@ -15,9 +15,11 @@ import math
 from ..dtypes import bool_
 from ..kernel_ir import expr as ex
 from ..kernel_ir.kernels import LoopKernel, Reduce, ScatterKernel
-from .llvm_printer import (STREAM_TILE, ExprPrinter, FunctionWriter, better, body_signature,
-                           chunk_bounds, chunk_loop, combine, emit_store, identity, local_buffers,
-                           lltype, stream_copy, stream_fence, streams, useful_chunks)
+from .llvm_printer import (ExprPrinter, FunctionWriter, better, body_signature, chunk_bounds,
+                           chunk_loop, combine, emit_store, identity, local_buffers, lltype,
+                           useful_chunks)
+from .llvm_streaming import (emit_streamed_range, flush_tiles, pointwise_streams, store_or_tile,
+                             stream_fence, tiles_for)
 
 
 def column_reduction(kernel: LoopKernel):
@@ -202,67 +204,6 @@ def print_loop_kernel(kernel: LoopKernel, symbol: str):
     fn = [body_signature(symbol, kernel.buffers), "entry:"] + w.allocas + w.lines + ["}"]
     p.threads = chunks
     return "\n".join(fn), p
-
-
-def pointwise_streams(kernel, par, rest):
-    """A one-loop elementwise kernel with a streamed store (see ``llvm_printer.streams``)?"""
-    if len(par) != 1 or rest or len(kernel.phases) != 1:
-        return False
-    ph = kernel.phases[0]
-    return (not isinstance(ph, Reduce) and not ph.dims
-            and any(streams(kernel.buffers[s.buffer], s.index, par[0]) for s in ph.stores))
-
-
-def tiles_for(p: ExprPrinter, stores, var, count):
-    """A stack tile of ``count`` elements for each store of ``stores`` that streams along
-    ``var``; stores that don't stream are absent."""
-    return {k: p.w.alloca(lltype(p.buffers[s.buffer].dtype), count)
-            for k, s in enumerate(stores) if streams(p.buffers[s.buffer], s.index, var)}
-
-
-def store_or_tile(p: ExprPrinter, stores, tiles, j):
-    """The stores of one element: streamed ones into their tile at ``j``, others in place."""
-    for k, s in enumerate(stores):
-        if k not in tiles:
-            emit_store(p, s)
-            continue
-        ty = lltype(p.buffers[s.buffer].dtype)
-        q = p.w.op(f"getelementptr {ty}, ptr {tiles[k]}, i64 {j}", "tq")
-        p.w.emit(f"store {ty} {p.value(s.value)}, ptr {q}")
-
-
-def flush_tiles(p: ExprPrinter, stores, tiles, var, first, count):
-    """Stream each tile out to where its store puts element ``var = first``."""
-    p.push()
-    p.vars[var] = first
-    for k, tile in tiles.items():
-        s = stores[k]
-        stream_copy(p, tile, p.address(s.buffer, s.index), count, p.buffers[s.buffer].dtype)
-    p.pop()
-
-
-def emit_streamed_range(p: ExprPrinter, start, end, var, stores):
-    """Elements ``[start, end)`` of an elementwise kernel, ``STREAM_TILE`` at a time: compute
-    a tile (a vectorised loop writing the stack), then stream it to memory."""
-    w = p.w
-    tiles = tiles_for(p, stores, var, STREAM_TILE)
-    n = w.op(f"sub i64 {end}, {start}", "sn")
-    ntiles = w.spans(n, STREAM_TILE, "ntiles")
-
-    def tile(t, _):
-        offset, count = w.span(t, STREAM_TILE, n, "t0")
-        first = w.op(f"add i64 {offset}, {start}", "t0")
-
-        def element(j, _):
-            p.push()
-            p.vars[var] = w.op(f"add i64 {first}, {j}", "f")
-            store_or_tile(p, stores, tiles, j)
-            p.pop()
-            return []
-        w.loop("0", count, element, hint="f")
-        flush_tiles(p, stores, tiles, var, first, count)
-        return []
-    w.loop("0", ntiles, tile, hint="tile")
 
 
 def emit_reduce(p: ExprPrinter, ph: Reduce):

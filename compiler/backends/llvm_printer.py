@@ -15,8 +15,6 @@ helpers live in ``llvm_math``.
 """
 from __future__ import annotations
 
-import platform
-
 from ..dtypes import FLOAT, bool_, float32, float64
 from ..kernel_ir import expr as ex
 from ..kernel_ir.index import Dyn, FloorDiv, Index, Var
@@ -572,72 +570,6 @@ def emit_store(p: ExprPrinter, s):
     w.emit(f"store {lltype(dtype, memory=True)} {v}, ptr {addr}, align {dtype.itemsize}")
 
 
-# -- streaming (non-temporal) stores ---------------------------------------------------------
-STREAM_BYTES = 8 << 20   # graph outputs at least this large are written around the cache
-STREAM_TILE = 256        # elements computed into an L1 tile before it is streamed out (128-512
-                         # measured best; 4096 loses the gain)
-STREAMING = platform.machine().lower() in ("x86_64", "amd64")   # the fence below is x86's
-
-
-def streams(buffer, index, var) -> bool:
-    """Whether a store of ``buffer[index]`` should bypass the cache: the buffer is a large
-    graph output (no later kernel of this graph reads it back, and it cannot stay cached
-    anyway), and consecutive ``var`` write consecutive elements. Ordinary stores would
-    first read every line they write (write-allocate), a third more memory traffic for a
-    streaming kernel such as ``x * sigmoid(x) * a + b``; intermediates that the next
-    kernel reads keep ordinary stores."""
-    return (STREAMING and buffer.returned and not buffer.local and buffer.dtype is not bool_
-            and buffer.dtype.itemsize in (4, 8) and buffer.nbytes >= STREAM_BYTES
-            and index.coeff(var) == 1 and index.atoms().count(var) == 1 and not index.has_dyn())
-
-
-def stream_copy(p: ExprPrinter, tile, dst, count, dtype):
-    """Copy ``count`` elements from the stack ``tile`` to ``dst`` with non-temporal vector
-    stores: scalar stores up to the first 64-byte boundary of ``dst``, then aligned
-    64-byte vectors, then the scalar tail. The caller fences (``stream_fence``) before
-    it reports its chunk finished, since streaming stores are weakly ordered."""
-    w, ty, size = p.w, lltype(dtype), dtype.itemsize
-    lanes = 64 // size
-    vty = f"<{lanes} x {ty}>"
-    p.nontemporal = True
-
-    def scalar(first, last):
-        def one(k, _):
-            src = w.op(f"getelementptr {ty}, ptr {tile}, i64 {k}", "ts")
-            v = w.op(f"load {ty}, ptr {src}, align {size}", "tv")
-            out = w.op(f"getelementptr {ty}, ptr {dst}, i64 {k}", "td")
-            w.emit(f"store {ty} {v}, ptr {out}, align {size}")
-            return []
-        w.loop(first, last, one, hint="sc")
-    addr = w.op(f"ptrtoint ptr {dst} to i64", "sa")
-    gap = w.op(f"sub i64 0, {addr}", "sa")
-    gap = w.op(f"and i64 {gap}, 63", "sa")
-    head = w.op(f"udiv i64 {gap}, {size}", "sa")
-    head = w.op(f"call i64 @llvm.smin.i64(i64 {head}, i64 {count})", "head")
-    scalar("0", head)
-    rest = w.op(f"sub i64 {count}, {head}", "sa")
-    nvec = w.op(f"udiv i64 {rest}, {lanes}", "nvec")
-
-    def vector(v, _):
-        k = w.op(f"mul i64 {v}, {lanes}", "sv")
-        k = w.op(f"add i64 {k}, {head}", "sv")
-        src = w.op(f"getelementptr {ty}, ptr {tile}, i64 {k}", "ts")
-        x = w.op(f"load {vty}, ptr {src}, align {size}", "tv")
-        out = w.op(f"getelementptr {ty}, ptr {dst}, i64 {k}", "td")
-        w.emit(f"store {vty} {x}, ptr {out}, align 64, !nontemporal !0")
-        return []
-    w.loop("0", nvec, vector, hint="sv")
-    done = w.op(f"mul i64 {nvec}, {lanes}", "sa")
-    done = w.op(f"add i64 {done}, {head}", "sa")
-    scalar(done, count)
-
-
-def stream_fence(p: ExprPrinter):
-    if p.nontemporal:
-        p.declare("declare void @llvm.x86.sse.sfence()")
-        p.w.emit("call void @llvm.x86.sse.sfence()")
-
-
 def module_text(kernel, symbol, body_text, printer, kind):
     """Header comment, wrapper, body, helper functions and declarations."""
     from .llvm_math import INTRINSICS, helper_source
@@ -654,5 +586,4 @@ def module_text(kernel, symbol, body_text, printer, kind):
 
 
 __all__ = ["ExprPrinter", "FunctionWriter", "lltype", "literal", "module_text", "chunk_loop",
-           "chunk_bounds", "useful_chunks", "body_signature", "local_buffers", "emit_store",
-           "streams", "stream_copy", "stream_fence"]
+           "chunk_bounds", "useful_chunks", "body_signature", "local_buffers", "emit_store"]

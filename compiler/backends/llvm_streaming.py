@@ -1,0 +1,141 @@
+"""Streaming (non-temporal) stores in the LLVM printer: large graph outputs bypass the cache.
+
+A kernel's store to a graph output of at least ``STREAM_BYTES`` (the kernel IR marks such
+buffers ``returned``: no later kernel of the graph reads them, and they could not stay
+cached anyway) goes through a small tile on the stack: a vectorised loop computes
+``STREAM_TILE`` elements (or one row) into it, then ``stream_copy`` writes the tile with
+aligned 64-byte non-temporal vector stores. Ordinary stores would first read every line
+they write (write-allocate): a third more memory traffic for a streaming kernel such as
+``x * sigmoid(x) * a + b``. Intermediates that the next kernel reads keep ordinary,
+cached stores. A kernel that streams fences (``stream_fence``) before it reports a chunk
+finished, since non-temporal stores are weakly ordered.
+"""
+from __future__ import annotations
+
+import platform
+
+from ..dtypes import bool_
+from ..kernel_ir.kernels import Reduce
+from .llvm_printer import ExprPrinter, emit_store, lltype
+
+
+STREAM_BYTES = 8 << 20   # graph outputs at least this large are written around the cache
+STREAM_TILE = 256        # elements computed into an L1 tile before it is streamed out (128-512
+                         # measured best; 4096 loses the gain)
+STREAMING = platform.machine().lower() in ("x86_64", "amd64")   # the fence below is x86's
+
+
+def streams(buffer, index, var) -> bool:
+    """Whether a store of ``buffer[index]`` bypasses the cache: ``buffer`` is a large
+    graph output and consecutive ``var`` write consecutive elements of it."""
+    return (STREAMING and buffer.returned and not buffer.local and buffer.dtype is not bool_
+            and buffer.dtype.itemsize in (4, 8) and buffer.nbytes >= STREAM_BYTES
+            and index.coeff(var) == 1 and index.atoms().count(var) == 1 and not index.has_dyn())
+
+
+def stream_copy(p: ExprPrinter, tile, dst, count, dtype):
+    """Copy ``count`` elements from the stack ``tile`` to ``dst`` with non-temporal vector
+    stores: scalar stores up to the first 64-byte boundary of ``dst``, then aligned
+    64-byte vectors, then the scalar tail. The caller fences (``stream_fence``) before
+    it reports its chunk finished, since streaming stores are weakly ordered."""
+    w, ty, size = p.w, lltype(dtype), dtype.itemsize
+    lanes = 64 // size
+    vty = f"<{lanes} x {ty}>"
+    p.nontemporal = True
+
+    def scalar(first, last):
+        def one(k, _):
+            src = w.op(f"getelementptr {ty}, ptr {tile}, i64 {k}", "ts")
+            v = w.op(f"load {ty}, ptr {src}, align {size}", "tv")
+            out = w.op(f"getelementptr {ty}, ptr {dst}, i64 {k}", "td")
+            w.emit(f"store {ty} {v}, ptr {out}, align {size}")
+            return []
+        w.loop(first, last, one, hint="sc")
+    addr = w.op(f"ptrtoint ptr {dst} to i64", "sa")
+    gap = w.op(f"sub i64 0, {addr}", "sa")
+    gap = w.op(f"and i64 {gap}, 63", "sa")
+    head = w.op(f"udiv i64 {gap}, {size}", "sa")
+    head = w.op(f"call i64 @llvm.smin.i64(i64 {head}, i64 {count})", "head")
+    scalar("0", head)
+    rest = w.op(f"sub i64 {count}, {head}", "sa")
+    nvec = w.op(f"udiv i64 {rest}, {lanes}", "nvec")
+
+    def vector(v, _):
+        k = w.op(f"mul i64 {v}, {lanes}", "sv")
+        k = w.op(f"add i64 {k}, {head}", "sv")
+        src = w.op(f"getelementptr {ty}, ptr {tile}, i64 {k}", "ts")
+        x = w.op(f"load {vty}, ptr {src}, align {size}", "tv")
+        out = w.op(f"getelementptr {ty}, ptr {dst}, i64 {k}", "td")
+        w.emit(f"store {vty} {x}, ptr {out}, align 64, !nontemporal !0")
+        return []
+    w.loop("0", nvec, vector, hint="sv")
+    done = w.op(f"mul i64 {nvec}, {lanes}", "sa")
+    done = w.op(f"add i64 {done}, {head}", "sa")
+    scalar(done, count)
+
+
+def stream_fence(p: ExprPrinter):
+    if p.nontemporal:
+        p.declare("declare void @llvm.x86.sse.sfence()")
+        p.w.emit("call void @llvm.x86.sse.sfence()")
+
+
+def pointwise_streams(kernel, par, rest):
+    """A one-loop elementwise kernel with a streamed store (see ``llvm_printer.streams``)?"""
+    if len(par) != 1 or rest or len(kernel.phases) != 1:
+        return False
+    ph = kernel.phases[0]
+    return (not isinstance(ph, Reduce) and not ph.dims
+            and any(streams(kernel.buffers[s.buffer], s.index, par[0]) for s in ph.stores))
+
+
+def tiles_for(p: ExprPrinter, stores, var, count):
+    """A stack tile of ``count`` elements for each store of ``stores`` that streams along
+    ``var``; stores that don't stream are absent."""
+    return {k: p.w.alloca(lltype(p.buffers[s.buffer].dtype), count)
+            for k, s in enumerate(stores) if streams(p.buffers[s.buffer], s.index, var)}
+
+
+def store_or_tile(p: ExprPrinter, stores, tiles, j):
+    """The stores of one element: streamed ones into their tile at ``j``, others in place."""
+    for k, s in enumerate(stores):
+        if k not in tiles:
+            emit_store(p, s)
+            continue
+        ty = lltype(p.buffers[s.buffer].dtype)
+        q = p.w.op(f"getelementptr {ty}, ptr {tiles[k]}, i64 {j}", "tq")
+        p.w.emit(f"store {ty} {p.value(s.value)}, ptr {q}")
+
+
+def flush_tiles(p: ExprPrinter, stores, tiles, var, first, count):
+    """Stream each tile out to where its store puts element ``var = first``."""
+    p.push()
+    p.vars[var] = first
+    for k, tile in tiles.items():
+        s = stores[k]
+        stream_copy(p, tile, p.address(s.buffer, s.index), count, p.buffers[s.buffer].dtype)
+    p.pop()
+
+
+def emit_streamed_range(p: ExprPrinter, start, end, var, stores):
+    """Elements ``[start, end)`` of an elementwise kernel, ``STREAM_TILE`` at a time: compute
+    a tile (a vectorised loop writing the stack), then stream it to memory."""
+    w = p.w
+    tiles = tiles_for(p, stores, var, STREAM_TILE)
+    n = w.op(f"sub i64 {end}, {start}", "sn")
+    ntiles = w.spans(n, STREAM_TILE, "ntiles")
+
+    def tile(t, _):
+        offset, count = w.span(t, STREAM_TILE, n, "t0")
+        first = w.op(f"add i64 {offset}, {start}", "t0")
+
+        def element(j, _):
+            p.push()
+            p.vars[var] = w.op(f"add i64 {first}, {j}", "f")
+            store_or_tile(p, stores, tiles, j)
+            p.pop()
+            return []
+        w.loop("0", count, element, hint="f")
+        flush_tiles(p, stores, tiles, var, first, count)
+        return []
+    w.loop("0", ntiles, tile, hint="tile")
