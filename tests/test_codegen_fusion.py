@@ -379,7 +379,7 @@ def test_large_outputs_stream_past_the_cache(monkeypatch):
 @pytest.mark.parametrize("stride", [1, 2])
 def test_implicit_gemm_conv_packs_window_runs(stride):
     """A stride-1 convolution's B panels are packed as runs of consecutive input elements
-    (masked vector copies, llvm_matmul.RunCopy); stride 2 leaves runs of one, which are
+    (masked vector copies, llvm_packing.RunCopy); stride 2 leaves runs of one, which are
     gathered as before. Both match PyTorch, forward and gradients."""
     import torch
     import frontend
