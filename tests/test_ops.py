@@ -474,3 +474,20 @@ def test_clone_of_noncontiguous_keeps_values():
     assert_same(t.contiguous(), k.contiguous())
     assert k.contiguous().is_contiguous()
     assert_same(t.reshape(-1), k.reshape(-1))  # reshape of a non-viewable tensor copies
+
+
+@pytest.mark.parametrize("view", ["transpose", "permute", "slice", "expand", "plain"])
+def test_clone_preserves_memory_order_as_torch(view):
+    """clone() keeps a dense tensor's memory order (PyTorch's preserve_format); a slice
+    keeps its axis order compactly; an expanded (overlapping) tensor comes back
+    contiguous. contiguous() is always C order."""
+    import frontend
+    views = {"transpose": lambda x: x.transpose(0, 2), "permute": lambda x: x.permute(1, 0, 2),
+             "slice": lambda x: x[:, :, ::2], "expand": lambda x: x[:1].expand(3, 3, 4),
+             "plain": lambda x: x}
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    t = views[view](torch.from_numpy(a.copy())).clone()
+    k = views[view](frontend.from_numpy(a.copy())).clone()
+    assert k.stride() == t.stride() and k.is_contiguous() == t.is_contiguous()
+    np.testing.assert_array_equal(k.numpy(), t.numpy())
+    assert views[view](frontend.from_numpy(a.copy())).contiguous().is_contiguous()

@@ -83,7 +83,7 @@ rule("logical_and")(lambda ctx: ex.binary("and", ex.truthy(ctx.arg(0)), ex.truth
 rule("logical_or")(lambda ctx: ex.binary("or", ex.truthy(ctx.arg(0)), ex.truthy(ctx.arg(1))))
 rule("logical_not")(lambda ctx: ex.unary("not", ex.truthy(ctx.arg(0))))
 rule("where")(lambda ctx: ex.where(ctx.arg(0), ctx.arg(1), ctx.arg(2)))
-rule("copy", cost=0)(lambda ctx: ctx.arg(0))
+rule("copy", cost=0)(lambda ctx, order="C": ctx.arg(0))
 rule("stop_gradient", cost=0)(lambda ctx: ctx.arg(0))
 rule("cast")(lambda ctx, dtype: ex.cast(ctx.arg(0), dtype))
 

@@ -78,9 +78,11 @@ def _cast_grad(E, g, out, x, dtype):
 defop("cast", "elementwise", infer=_cast_infer, grad_name="ToCopyBackward0",
       ref=lambda x, dtype: x.astype(dtype.np), grad=_cast_grad)
 
-defop("copy", "elementwise", infer=lambda x: Spec(tuple(x.shape), x.dtype),
-      ref=lambda x: np.array(x, copy=True, order="C"), grad=lambda E, g, out, x: (g,),
-      grad_name="CloneBackward0")
+# ``order="K"`` keeps the input's memory order (``clone()``, PyTorch's preserve_format);
+# "C" is ``contiguous()``. Compiled code always produces contiguous values.
+defop("copy", "elementwise", infer=lambda x, order="C": Spec(tuple(x.shape), x.dtype),
+      ref=lambda x, order="C": np.array(x, copy=True, order=order),
+      grad=lambda E, g, out, x, order="C": (g,), grad_name="CloneBackward0")
 
 
 def _binary(name, ref, grad, infer=None):

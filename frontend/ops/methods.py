@@ -113,7 +113,12 @@ def _lerp(self, end, weight):
 
 
 def _clone(self, memory_format=None):
-    return apply("copy", self)
+    """A copy with the same memory order (PyTorch's default ``preserve_format``: a
+    transposed tensor's clone is transposed too); an expanded, overlapping tensor's clone
+    is contiguous, as in PyTorch."""
+    data = self._data
+    overlapping = any(st == 0 and n > 1 for st, n in zip(data.strides, data.shape))
+    return apply("copy", self, order="C" if overlapping else "K")
 
 
 def _masked_fill(self, mask, value):
