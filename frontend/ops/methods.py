@@ -252,7 +252,10 @@ def _matmul(a, b, name=None):
         if x.ndim == 0:
             raise RuntimeError("both arguments to matmul need to be at least 1D, but they are "
                                f"{a.ndim}D and {b.ndim}D")
-    a, b = arith.promote("matmul", a, b)
+    if a.dtype != b.dtype:   # PyTorch does not promote in matrix products
+        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
+                           f"{a.dtype.name} != {b.dtype.name} (matmul of shapes "
+                           f"{tuple(a.shape)} and {tuple(b.shape)}; convert one with .to())")
     if a.ndim == 1 and b.ndim == 1:
         if a.shape[0] != b.shape[0]:
             raise RuntimeError(f"inconsistent tensor size, expected tensor [{a.shape[0]}] and src "
