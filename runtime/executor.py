@@ -219,9 +219,8 @@ class Executor:
             runner(address, n, table, counters, scratch)
             return
 
-        def job(tid):
-            runner(address, n, table, counters, scratch + tid * stride)
-        pool().run(job, min(nthreads, seg.threads))
+        pool().run_segment(address, n, table, counters, scratch, stride,
+                           min(nthreads, seg.threads))
 
     def _run_steps(self):
         nthreads = get_num_threads()

@@ -18,11 +18,14 @@ word 8: separate cache lines), zeroed before the segment starts.
 Worker hand-shake, per worker state word ``4*generation + phase`` (phase 0 posted,
 1 started, 2 done, 3 cancelled): the main thread posts, runs its share, then
 ``kiln_main_finish`` either cancels a worker that has not started or waits for it.
-A worker waits for its next post in ``kiln_worker_wait``, one native call without the
-GIL: it spins for a while, then sleeps on a POSIX semaphore (one ``sem_post`` per
-post). A training step runs a few segments with short eager stretches between them, and waking a sleeping thread costs tens of microseconds, on a virtual machine
-whose idle CPU halts often far more, so that the main thread ends up running the next
-segment alone.
+A worker thread lives in ``kiln_worker_loop``, one native call that never takes the
+GIL: it waits for a post (``kiln_worker_wait``: spins for a while, then sleeps on a
+POSIX semaphore, one ``sem_post`` per post), runs the posted segment, and waits again.
+The spin matters: a training step runs a few segments with short eager stretches
+between them, and waking a sleeping thread costs tens of microseconds (on a virtual
+machine whose idle CPU halts, often far more), so the main thread would run the next
+segment alone. Never taking the GIL matters too: a worker that needed it after waking
+would stall the main thread's Python code, or wait for it.
 """
 from __future__ import annotations
 
@@ -145,18 +148,59 @@ take:
 done:
   ret void
 }
+
+; A worker thread's whole life, in one native call (it never takes the GIL): wait for a
+; post, claim it, run the posted segment with its own scratch, report it done. The post
+; lives in the worker's state words: 1 launches, 2 n, 3 table, 4 counters, 5 scratch
+; base, 6 scratch stride, 7 the worker's tid; word 0 is 4*generation + phase.
+define void @kiln_worker_loop(ptr %state, ptr %sem, i64 %cycles) {
+entry:
+  br label %wait
+wait:
+  %gen = phi i64 [0, %entry], [%g, %claim], [%g, %run]
+  call void @kiln_worker_wait(ptr %state, i64 %gen, i64 %cycles, ptr %sem)
+  %now = load atomic i64, ptr %state acquire, align 8
+  %g = udiv i64 %now, 4
+  br label %claim
+claim:
+  %ok = call i64 @kiln_worker_begin(ptr %state, i64 %g)
+  %go = icmp ne i64 %ok, 0
+  br i1 %go, label %run, label %wait
+run:
+  %p1 = getelementptr i64, ptr %state, i64 1
+  %launches = load ptr, ptr %p1, align 8
+  %p2 = getelementptr i64, ptr %state, i64 2
+  %n = load i64, ptr %p2, align 8
+  %p3 = getelementptr i64, ptr %state, i64 3
+  %table = load ptr, ptr %p3, align 8
+  %p4 = getelementptr i64, ptr %state, i64 4
+  %counters = load ptr, ptr %p4, align 8
+  %p5 = getelementptr i64, ptr %state, i64 5
+  %base = load i64, ptr %p5, align 8
+  %p6 = getelementptr i64, ptr %state, i64 6
+  %stride = load i64, ptr %p6, align 8
+  %p7 = getelementptr i64, ptr %state, i64 7
+  %tid = load i64, ptr %p7, align 8
+  %off = mul i64 %tid, %stride
+  %addr = add i64 %base, %off
+  %scratch = inttoptr i64 %addr to ptr
+  call void @kiln_run_list(ptr %launches, i64 %n, ptr %table, ptr %counters, ptr %scratch)
+  call void @kiln_worker_end(ptr %state, i64 %g)
+  br label %wait
+}
 """.replace("SPINS", str(SPINS_BEFORE_YIELD))
 
 _functions = None
 
 
 def functions():
-    """ctypes functions ``run_list, worker_begin, worker_end, main_finish, worker_wait`` (compiled,
+    """ctypes functions ``run_list, worker_begin, worker_end, main_finish, worker_wait,
+    worker_loop`` (compiled,
     or loaded from the kernel cache, once per process)."""
     global _functions
     if _functions is None:
         names = ["kiln_run_list", "kiln_worker_begin", "kiln_worker_end", "kiln_main_finish",
-                 "kiln_worker_wait"]
+                 "kiln_worker_wait", "kiln_worker_loop"]
         addr = llvm_jit.load(SOURCE, names)
         vp, i64 = ctypes.c_void_p, ctypes.c_int64
         _functions = (
@@ -165,6 +209,7 @@ def functions():
             ctypes.CFUNCTYPE(None, vp, i64)(addr["kiln_worker_end"]),
             ctypes.CFUNCTYPE(None, vp, i64)(addr["kiln_main_finish"]),
             ctypes.CFUNCTYPE(None, vp, i64, i64, vp)(addr["kiln_worker_wait"]),
+            ctypes.CFUNCTYPE(None, vp, vp, i64)(addr["kiln_worker_loop"]),
         )
     return _functions
 
