@@ -42,6 +42,7 @@ class CLLaunch:
     flops: int = 0
     bytes: int = 0
     outputs: tuple = ()          # (slot, key) of the values it produces, for capture
+    scratch: int = 0             # bytes of workspace passed after the buffers (split-K partials)
 
 
 @dataclass
@@ -114,6 +115,10 @@ class CLExecutor:
         # set once; remember where the per-call ones go
         self._per_call = []                          # (kernel, arg index, slot)
         self.launches = {}                           # id(step) -> [(kernel, global, local, offset)]
+        # one workspace for every step that needs one (steps run one after another on an
+        # in-order queue, and run() holds the lock)
+        scratch = max([s.scratch for s in p.steps if isinstance(s, CLLaunch)] or [0])
+        self._scratch = cl.Buffer(self.ctx, mf.READ_WRITE, scratch) if scratch else None
         for step in p.steps:
             if not isinstance(step, CLLaunch):
                 continue
@@ -128,6 +133,8 @@ class CLExecutor:
                         buf, off = self.binding[slot]
                         kernel.set_arg(2 * k, buf)
                         kernel.set_arg(2 * k + 1, np.int64(off))
+                if step.scratch:
+                    kernel.set_arg(2 * len(step.slots), self._scratch)
 
     # -- binding per call ------------------------------------------------------------
     def _wrap(self, x, writable):

@@ -405,3 +405,110 @@ def test_gpu_shaped_kernels_run_correctly_here(monkeypatch):
     assert any("group of 256" in kind for kind in kinds)
     for got, want in zip(cf(x, w), f(x, w)):
         close(got, want, tol=1e-4)
+
+
+# -- skinny products: few rows, split K ----------------------------------------------------
+def _matmul_kinds(cf):
+    return [k.extra["kind"] for e in cf._cache.values() if not isinstance(e, str)
+            for k in e.forward.kernels if "matmul" in k.extra.get("kind", "")]
+
+
+def _skinny_case(m, k, n, dtype, batch, epilogue):
+    rng = np.random.default_rng(m * 7 + n * 3 + k)
+    lead = (batch,) if batch else ()
+    a = rng.standard_normal(lead + (m, k)).astype(dtype)
+    b = rng.standard_normal(lead + (k, n)).astype(dtype)
+    bias = rng.standard_normal(n).astype(dtype)
+
+    def f(a, b, bias):
+        y = a @ b
+        return torch.relu(y + bias) if epilogue else y
+    ta, tb, tbias = (torch.from_numpy(v) for v in (a, b, bias))
+    cf = torch.compile(f, backend="opencl")
+    cf(ta, tb, tbias)
+    first, second = cf(ta, tb, tbias).numpy(), cf(ta, tb, tbias).numpy()
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    if epilogue:
+        want = np.maximum(want + bias, 0)
+    # K terms of size ~1 each: error grows like sqrt(K) ulps
+    tol = (3e-6 if dtype == np.float32 else 1e-13) * np.sqrt(k) * 4
+    np.testing.assert_allclose(first, want, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(first, second)        # fixed reduction order
+    return _matmul_kinds(cf)
+
+
+SKINNY = [(6, 25, 50176), (1, 9, 4099), (16, 150, 6400),      # few rows, wide N
+          (6, 50176, 25), (16, 6400, 150), (3, 20000, 1),      # few rows/columns, long K
+          (40, 30000, 7)]                                      # more rows, long K
+
+
+@needs_device
+@pytest.mark.parametrize("m,k,n", SKINNY, ids=[f"{m}x{k}x{n}" for m, k, n in SKINNY])
+@pytest.mark.parametrize("epilogue", [False, True], ids=["plain", "bias_relu"])
+def test_skinny_matmuls_float32(m, k, n, epilogue):
+    kinds = _skinny_case(m, k, n, np.float32, 0, epilogue)
+    if m <= 16:       # a few-rows product keeps all its rows in one work-item: no M padding
+        assert any(f"{m}x1 work-items" in kind or f"matmul tile {m}x" in kind for kind in kinds)
+    if k >= 9000 and 2 * m * n * k >= 4_000_000:   # too few output tiles: K is split
+        assert any("pieces" in kind for kind in kinds), kinds
+
+
+@needs_device
+@pytest.mark.parametrize("m,k,n", [(6, 3000, 25), (5, 9, 3001)])
+@pytest.mark.parametrize("epilogue", [False, True], ids=["plain", "bias_relu"])
+def test_skinny_matmuls_batched(m, k, n, epilogue):
+    _skinny_case(m, k, n, np.float32, 3, epilogue)
+
+
+@needs_device
+@pytest.mark.skipif(DEVICE is None or not DEVICE.fp64, reason="device lacks cl_khr_fp64")
+@pytest.mark.parametrize("m,k,n", [(6, 25, 5000), (6, 40000, 25), (20, 30000, 3)])
+@pytest.mark.parametrize("epilogue", [False, True], ids=["plain", "bias_relu"])
+def test_skinny_matmuls_float64(m, k, n, epilogue):
+    _skinny_case(m, k, n, np.float64, 0, epilogue)
+
+
+@needs_device
+def test_split_k_choice_depends_on_the_shape_only():
+    from compiler.backends.opencl import target_for
+    from compiler.backends.opencl_matmul import split_k
+    t = target_for(DEVICE)
+    assert split_k(1, 50176, 32, 15_000_000, t)[0] > 1        # a weight gradient splits
+    assert split_k(10_000, 1024, 32, 2 * 1024 ** 3, t)[0] == 1  # many tiles: never
+    assert split_k(1, 64, 32, 1000, t)[0] == 1                # too small to be worth it
+    pieces, per = split_k(1, 50176, 32, 15_000_000, t)
+    assert per % 32 == 0 and (pieces - 1) * per < 50176 <= pieces * per
+
+
+@needs_device
+def test_skinny_and_split_k_kernels_gpu_shaped(monkeypatch):
+    """The GPU-shaped printing of the few-rows and split-K kernels (bigger groups,
+    padded local arrays, int index arithmetic) runs correctly here too."""
+    monkeypatch.setenv("KILN_OPENCL_STYLE", "gpu")
+    for m, k, n in [(6, 25, 50176), (6, 50176, 25), (16, 6400, 150)]:
+        for epilogue in (False, True):
+            _skinny_case(m, k, n, np.float32, 0, epilogue)
+
+
+@needs_device
+def test_lenet_convolution_gradients_match_eager_and_repeat_exactly():
+    torch.manual_seed(0)
+    conv1, conv2 = nn.Conv2d(1, 6, 5), nn.Conv2d(6, 16, 5)
+
+    def f(x):
+        return F.relu(conv2(F.max_pool2d(F.relu(conv1(x)), 2))).sum()
+    x = torch.randn(64, 1, 32, 32)
+    cf = torch.compile(f, backend="opencl")
+    grads = []
+    for _ in range(3):
+        for p in (conv1.weight, conv2.weight, conv1.bias, conv2.bias):
+            p.grad = None
+        cf(x).backward()
+        grads.append([p.grad.numpy().copy() for p in (conv1.weight, conv2.weight)])
+    for p in (conv1.weight, conv2.weight):
+        p.grad = None
+    f(x).backward()
+    for got, want in zip(grads[-1], (conv1.weight.grad, conv2.weight.grad)):
+        np.testing.assert_allclose(got, want.numpy(), rtol=2e-4, atol=2e-3)
+    for g1, g2 in zip(grads[1], grads[2]):
+        np.testing.assert_array_equal(g1, g2)

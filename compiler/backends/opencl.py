@@ -180,7 +180,7 @@ def compile_graph(graph, fuse=True, debug=0, device=None):
                     if math.prod(ln.global_size) > 0]
         steps.append(CLLaunch(k.name, launches,
                               tuple(slot_of[b.node] for b in k.buffers if not b.local),
-                              k.flops, k.bytes, outs))
+                              k.flops, k.bytes, outs, getattr(pk, "scratch", 0)))
         infos.append(KernelInfo(k.name, list(k.nodes), list(k.outputs), pk.source, k.flops,
                                 k.bytes, {"kind": pk.kind, "launches": [
                                     (ln.entry, ln.global_size, ln.local_size) for ln in pk.launches]}))
