@@ -24,6 +24,7 @@ arguments back and write their result to the device around the call.
 from __future__ import annotations
 
 import ctypes
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -77,6 +78,20 @@ def _nbytes(shape, dtype):
     return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
 
 
+def _owner(array):
+    """The array that owns ``array``'s memory (NumPy points every view at it)."""
+    return array if array.base is None else array.base
+
+
+def _unreferenced(entry):
+    """Whether nothing but ``entry`` (host array, binding, owner) holds the host array or
+    its memory. Counted references: the entry's and getrefcount's own; an owner distinct
+    from the host array is also held by the host array's ``base``."""
+    if entry[2] is entry[0]:
+        return sys.getrefcount(entry[0]) <= 3      # (held twice by the entry)
+    return sys.getrefcount(entry[0]) <= 2 and sys.getrefcount(entry[2]) <= 3
+
+
 class CLExecutor:
     def __init__(self, program: CLProgram, device):
         import pyopencl as cl
@@ -114,6 +129,8 @@ class CLExecutor:
         # one kernel object per launch (argument state is per object), static arguments
         # set once; remember where the per-call ones go
         self._per_call = []                          # (kernel, arg index, slot)
+        self._set_args = {}                          # (kernel, arg index) -> binding set
+        self._recycle = {}                           # output slot -> (host array, binding)
         self.launches = {}                           # id(step) -> [(kernel, global, local, offset)]
         # one workspace for every step that needs one (steps run one after another on an
         # in-order queue, and run() holds the lock)
@@ -193,16 +210,26 @@ class CLExecutor:
     def _bind_outputs(self):
         hosts = {}
         for slot in self._fresh:
-            host = self._output_array(slot)
-            if self.zero_copy:
-                self.binding[slot] = self._wrap(host, writable=True)
+            old = self._recycle.get(slot)
+            # the previous call's result, if its caller has let go of it and of every view
+            # of it (views hold the memory's owner, not ``host``): its wrapped buffer, and
+            # the kernel arguments pointing at it, are still good
+            if old is not None and _unreferenced(old):
+                host, self.binding[slot] = old[0], old[1]
             else:
-                self.binding[slot] = (self._device_io[slot], 0)
+                host = self._output_array(slot)
+                if self.zero_copy:
+                    self.binding[slot] = self._wrap(host, writable=True)
+                else:
+                    self.binding[slot] = (self._device_io[slot], 0)
+                self._recycle[slot] = (host, self.binding[slot], _owner(host))
             hosts[slot] = host
         for kernel, index, slot in self._per_call:
-            buf, off = self.binding[slot]
-            kernel.set_arg(index, buf)
-            kernel.set_arg(index + 1, np.int64(off))
+            bound = self.binding[slot]
+            if self._set_args.get((kernel, index)) is not bound:
+                kernel.set_arg(index, bound[0])
+                kernel.set_arg(index + 1, np.int64(bound[1]))
+                self._set_args[(kernel, index)] = bound
         return hosts
 
     def _collect_outputs(self, hosts):

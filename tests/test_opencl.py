@@ -512,3 +512,27 @@ def test_lenet_convolution_gradients_match_eager_and_repeat_exactly():
         np.testing.assert_allclose(got, want.numpy(), rtol=2e-4, atol=2e-3)
     for g1, g2 in zip(grads[1], grads[2]):
         np.testing.assert_array_equal(g1, g2)
+
+
+@needs_device
+def test_output_buffers_are_reused_only_once_nothing_holds_them():
+    """An output's host array (and its wrapped buffer) is reused by the next call only
+    when the caller has let go of it and of every view of it: a NumPy view keeps the
+    memory's owner alive, not the array handed out, so both are checked."""
+    from compiler import dtypes as dt
+    from compiler.backends.registry import compile_graph
+    from compiler.ir import Graph
+    g = Graph("twice")
+    x = g.add_input("x", (4, 64), dt.float32)
+    g.set_outputs([g.add_op("mul", [x, g.add_const(np.asarray(2.0, np.float32))], {})])
+    exe = compile_graph(g, backend="opencl")
+    rng = np.random.default_rng(0)
+    x1, x2 = (rng.standard_normal((4, 64)).astype(np.float32) for _ in range(2))
+    kept = exe.run([x1])[0][1:]           # only a view of the first result survives
+    for _ in range(3):
+        exe.run([x2])                     # results dropped at once: these reuse buffers
+    np.testing.assert_allclose(kept, x1[1:] * 2.0)
+    whole = exe.run([x1])[0]
+    again = exe.run([x2])[0]
+    np.testing.assert_allclose(whole, x1 * 2.0)
+    np.testing.assert_allclose(again, x2 * 2.0)
