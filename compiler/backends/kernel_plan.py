@@ -18,6 +18,7 @@ from runtime import debug as kiln_debug
 from ..kernel_ir.kernels import ERRORS, OpaqueKernel
 from ..kernel_ir.simplify import collapse_loops, split_loops
 from ..lowering import LoweringError, kernel_name, lower_group
+from ..ops import REGISTRY
 from ..passes.fusion import evict, split
 from ..passes.memory import plan_memory
 from .base import Executable
@@ -89,6 +90,28 @@ def plan_buffers(graph, kernels):
                          lambda n: math.prod(nodes[n]["shape"]) * nodes[n]["dtype"].itemsize)
     arena = {slot_of[n]: off for n, off in memory.offsets.items()}
     return slot_of, buffers, constants, memory, arena
+
+
+def opaque_step(graph, kernel, slot_of):
+    """An opaque kernel: the op's NumPy reference on the host, as ``(run(arrays), the
+    slots it reads, the slots it writes)`` for every backend's executor."""
+    n = kernel.nodes[-1]
+    d = graph.nodes[n]
+    ref, attrs, dtype = REGISTRY[d["op"]].ref, d["attrs"], d["dtype"].np
+    args = []
+    for a in d["args"]:
+        if graph.nodes[a]["op"] == "const":
+            args.append(("const", graph.nodes[a]["attrs"]["value"]))
+        else:
+            args.append(("slot", slot_of[a]))
+    out = slot_of[n]
+
+    def run(arrays):
+        with np.errstate(all="ignore"):
+            value = ref(*(arrays[v] if k == "slot" else v for k, v in args), **attrs)
+        np.copyto(arrays[out], np.asarray(value).astype(dtype, copy=False))
+    reads = tuple(sorted({v for k, v in args if k == "slot"}))
+    return run, reads, (out,)
 
 
 class KernelExecutable(Executable):

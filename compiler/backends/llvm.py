@@ -28,10 +28,9 @@ from runtime.executor import Executor, KernelLaunch, Program, PythonCall
 
 from ..kernel_ir.kernels import ERRORS, LoopKernel, MatmulKernel, OpaqueKernel, ScatterKernel
 from ..kernel_ir.printer import to_text
-from ..ops import REGISTRY
 from ..passes.fusion import plan_fusion
 from .base import KernelInfo
-from .kernel_plan import KernelExecutable, lower_all, plan_buffers
+from .kernel_plan import KernelExecutable, lower_all, opaque_step, plan_buffers
 from .llvm_matmul import print_matmul_kernel
 from .llvm_loops import print_loop_kernel, print_scatter_kernel
 from .llvm_printer import module_text
@@ -70,24 +69,6 @@ def print_kernel(kernel, vector_bits):
 class LLVMExecutable(KernelExecutable):
     """A graph compiled to native code for this CPU."""
 
-def _opaque_step(graph, kernel, slot_of):
-    n = kernel.nodes[-1]
-    d = graph.nodes[n]
-    ref, attrs, dtype = REGISTRY[d["op"]].ref, d["attrs"], d["dtype"].np
-    args = []
-    for a in d["args"]:
-        if graph.nodes[a]["op"] == "const":
-            args.append(("const", graph.nodes[a]["attrs"]["value"]))
-        else:
-            args.append(("slot", slot_of[a]))
-    out = slot_of[n]
-
-    def run(arrays):
-        with np.errstate(all="ignore"):
-            value = ref(*(arrays[v] if k == "slot" else v for k, v in args), **attrs)
-        np.copyto(arrays[out], np.asarray(value).astype(dtype, copy=False))
-    return run
-
 
 def compile_graph(graph, fuse=True, debug=0):
     """Compile ``graph`` for this CPU; see the module docstring for the stages.
@@ -106,7 +87,7 @@ def compile_graph(graph, fuse=True, debug=0):
     for k in kernels:
         outs = tuple((slot_of[b.node], b.node) for b in k.buffers if b.written and b.node >= 0)
         if isinstance(k, OpaqueKernel):
-            steps.append(PythonCall(k.name, _opaque_step(graph, k, slot_of), k.flops, k.bytes, outs))
+            steps.append(PythonCall(k.name, opaque_step(graph, k, slot_of)[0], k.flops, k.bytes, outs))
             infos.append(KernelInfo(k.name, list(k.nodes), list(k.outputs), "", k.flops, k.bytes,
                                     {"opaque": k.op, "reason": k.reason}))
             continue

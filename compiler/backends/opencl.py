@@ -33,10 +33,9 @@ from runtime.opencl_executor import CLExecutor, CLLaunch, CLProgram, HostCall
 
 from ..kernel_ir.kernels import ERRORS, LoopKernel, MatmulKernel, OpaqueKernel, ScatterKernel
 from ..kernel_ir.printer import to_text
-from ..ops import REGISTRY
 from ..passes.fusion import plan_fusion
 from .base import KernelInfo
-from .kernel_plan import KernelExecutable, lower_all, plan_buffers
+from .kernel_plan import KernelExecutable, lower_all, opaque_step, plan_buffers
 from .opencl_loops import print_loop_kernel, print_scatter_kernel
 from .opencl_matmul import print_matmul_kernel
 from .opencl_printer import OpenCLUnsupported, preamble
@@ -98,27 +97,6 @@ def _ops_of(graph, kernel):
                      if graph.nodes[n]["op"] not in ("input", "const"))
 
 
-def _host_step(graph, kernel, slot_of):
-    """An opaque kernel: the op's NumPy reference on the host."""
-    n = kernel.nodes[-1]
-    d = graph.nodes[n]
-    ref, attrs, dtype = REGISTRY[d["op"]].ref, d["attrs"], d["dtype"].np
-    args = []
-    for a in d["args"]:
-        if graph.nodes[a]["op"] == "const":
-            args.append(("const", graph.nodes[a]["attrs"]["value"]))
-        else:
-            args.append(("slot", slot_of[a]))
-    out = slot_of[n]
-
-    def run(arrays):
-        with np.errstate(all="ignore"):
-            value = ref(*(arrays[v] if k == "slot" else v for k, v in args), **attrs)
-        np.copyto(arrays[out], np.asarray(value).astype(dtype, copy=False))
-    reads = tuple(sorted({v for k, v in args if k == "slot"}))
-    return run, reads, (out,)
-
-
 class OpenCLExecutable(KernelExecutable):
     """A graph compiled to one OpenCL program for ``device``."""
 
@@ -171,7 +149,7 @@ def compile_graph(graph, fuse=True, debug=0, device=None):
     for k, pk in zip(kernels, printed):
         outs = tuple((slot_of[b.node], b.node) for b in k.buffers if b.written and b.node >= 0)
         if pk is None:
-            fn, reads, writes = _host_step(graph, k, slot_of)
+            fn, reads, writes = opaque_step(graph, k, slot_of)
             steps.append(HostCall(k.name, fn, reads, writes, k.flops, k.bytes, outs))
             infos.append(KernelInfo(k.name, list(k.nodes), list(k.outputs), "", k.flops, k.bytes,
                                     {"opaque": k.op, "reason": k.reason}))
