@@ -222,6 +222,23 @@ def print_matmul_kernel(kernel: MatmulKernel, symbol: str, vector_bits: int, max
         q = w.op(f"getelementptr {ty}, ptr {ptr}, i64 {index_val}", "q")
         w.emit(f"store {ty} {value}, ptr {q}, align {t.itemsize}")
 
+    def panel_element(dst, operand, var, first, hint, split, tables, width, pc):
+        """``element(k, i)`` of a packed panel: ``dst[k*width + i]`` = the operand at
+        ``k = pc + k`` and ``var = first + i`` (0 for the zero-filled padding)."""
+        def element(k, i, fill=False):
+            if fill:
+                v = zero
+            else:
+                p.vars[kernel.k] = w.op(f"add i64 {pc}, {k}", "kk")
+                p.vars[var] = w.op(f"add i64 {first}, {i}", hint)
+                if tables:
+                    split.use(tables, i)
+                v = p.value(operand)
+            at = w.op(f"mul i64 {k}, {width}", "o")
+            at = w.op(f"add i64 {at}, {i}", "o")
+            store_elem(dst, at, v)
+        return element
+
     def pack_b(n0, ncur, pc, kcur):
         """bp[jr*kcur + k*NR + j] = B[b, pc+k, n0+jr+j] (0 past the edge)."""
         panels = w.spans(ncur, bl.nr, "pn")
@@ -233,19 +250,8 @@ def print_matmul_kernel(kernel: MatmulKernel, symbol: str, vector_bits: int, max
             dst = w.op(f"getelementptr {ty}, ptr {bp}, i64 {base}", "pd")
             col0 = w.op(f"add i64 {n0}, {jr}", "nn")
             tables = b_split.tabulate(col0) if b_split else None
-
-            def element(k, j, fill=False):
-                if fill:
-                    v = zero
-                else:
-                    p.vars[kernel.k] = w.op(f"add i64 {pc}, {k}", "kk")
-                    p.vars[kernel.n] = w.op(f"add i64 {col0}, {j}", "nn")
-                    if tables:
-                        b_split.use(tables, j)
-                    v = p.value(kernel.b)
-                at = w.op(f"mul i64 {k}, {bl.nr}", "o")
-                at = w.op(f"add i64 {at}, {j}", "o")
-                store_elem(dst, at, v)
+            element = panel_element(dst, kernel.b, kernel.n, col0, "nn", b_split, tables,
+                                    bl.nr, pc)
             runs = b_runs.build(tables, jmax) if b_runs else None
             if runs is not None:
                 # mostly contiguous columns (an unfold window's rows): copy whole runs
@@ -286,19 +292,8 @@ def print_matmul_kernel(kernel: MatmulKernel, symbol: str, vector_bits: int, max
             dst = w.op(f"getelementptr {ty}, ptr {ap}, i64 {base}", "pd")
             row0 = w.op(f"add i64 {m0}, {ir}", "mm")
             tables = a_split.tabulate(row0) if a_split else None
-
-            def element(k, i, fill=False):
-                if fill:
-                    v = zero
-                else:
-                    p.vars[kernel.k] = w.op(f"add i64 {pc}, {k}", "kk")
-                    p.vars[kernel.m] = w.op(f"add i64 {row0}, {i}", "mm")
-                    if tables:
-                        a_split.use(tables, i)
-                    v = p.value(kernel.a)
-                at = w.op(f"mul i64 {k}, {bl.mr}", "o")
-                at = w.op(f"add i64 {at}, {i}", "o")
-                store_elem(dst, at, v)
+            element = panel_element(dst, kernel.a, kernel.m, row0, "mm", a_split, tables,
+                                    bl.mr, pc)
             pack_loops(w, p, kcur, imax, bl.mr, a_inner is kernel.m, element)
             p.pop()
             return []
