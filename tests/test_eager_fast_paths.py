@@ -14,7 +14,7 @@ import torch.nn.functional as TF
 
 import frontend as kiln
 import frontend.nn.functional as F
-from compiler.ops import REGISTRY, kernels
+from compiler.ops import REGISTRY
 
 
 def _bits_equal(a, b):

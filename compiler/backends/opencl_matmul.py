@@ -279,7 +279,6 @@ def print_matmul_kernel(kernel: MatmulKernel, target, fp64):
         params = params + [f"__global {ty}* restrict ws"]
     for line in setup:
         out.emit(line)
-    wg = wx * wy
     if wy > 1:
         out.emit("const int tx = get_local_id(0), ty = get_local_id(1);")
         out.emit(f"const int lid = ty * {wx} + tx;")

@@ -65,7 +65,6 @@ defop("unfold", "window", infer=_unfold_infer, ref=_unfold_ref, grad=_unfold_gra
 
 
 def _fold_infer(cols, shape, kernel, stride, padding, dilation):
-    d = len(kernel)
     out = _out_shape("fold", tuple(shape[2:]), kernel, stride, padding, dilation)
     expect = tuple(shape[:2]) + tuple(kernel) + out
     if tuple(cols.shape) != expect:
