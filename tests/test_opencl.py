@@ -116,6 +116,92 @@ def test_dimension_0_bounds_check_only_where_the_ndrange_overshoots(monkeypatch)
     assert any(len(glob) == 3 for _, glob, _ in tails)
 
 
+def _streamed_kernel(x, a, b, s):
+    y = x * torch.sigmoid(x) * a + b
+    return torch.where(y > 0.5, torch.relu(y - s), torch.clamp(y, min=-0.25) / s)
+
+
+@needs_device
+@pytest.mark.parametrize("shape,parts", [((4096,), 1), ((272,), 2), ((3, 5, 32), 1),
+                                         ((48, 64), 1)])
+def test_large_outputs_use_the_streamed_vector_form(monkeypatch, shape, parts):
+    """On CPU runtimes an elementwise kernel writing a large graph output computes 16
+    points per work-item as float16 and writes them with one non-temporal store (W1:
+    1.5 -> 1.1 ms). Values equal the one-point-per-work-item form's exactly: broadcasts
+    (``s`` does not vary along the innermost dimension), NaN through max/min and
+    comparisons feeding ``where``, a partial last work-group (272 = 17 vectors)."""
+    from compiler.backends import opencl, opencl_streaming
+    monkeypatch.setenv("KILN_OPENCL_STYLE", "cpu")
+    monkeypatch.setattr(opencl_streaming, "STREAM_BYTES", 0)
+    torch.manual_seed(0)
+    x, a, b = torch.randn(*shape), torch.randn(*shape), torch.randn(*shape)
+    s = torch.rand(*shape[:-1], 1) + 0.5
+    x.numpy().reshape(-1)[3] = float("nan")
+    cf = torch.compile(_streamed_kernel, backend="opencl")
+    cf(x, a, b, s)
+    got = cf(x, a, b, s)
+    (info,) = _kernel_infos(cf)
+    assert "float16" in info.extra["kind"] and "kiln_stream_f16(" in info.source, info.source
+    assert len(info.extra["launches"]) == parts
+    close(got, _streamed_kernel(x, a, b, s))
+    assert np.isnan(got.numpy().reshape(-1)[3])
+    monkeypatch.setattr(opencl, "stream_lanes", lambda kernel, target: 0)
+    scalar = torch.compile(_streamed_kernel, backend="opencl")
+    scalar(x, a, b, s)
+    want = scalar(x, a, b, s)
+    assert "float16" not in _kernel_infos(scalar)[0].source
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+@needs_device
+def test_streamed_vector_form_only_where_it_applies(monkeypatch):
+    """Small outputs, an innermost size that is not a multiple of 16 (7x9 is one loop of
+    63 points), integer values, GPU
+    style and reductions keep their usual forms."""
+    from compiler.backends import opencl_streaming
+    monkeypatch.setenv("KILN_OPENCL_STYLE", "cpu")
+    x = torch.randn(64, 64)
+
+    def kinds(fn, *args):
+        cf = torch.compile(fn, backend="opencl")
+        cf(*args)
+        out = cf(*args)
+        close(out, fn(*args))
+        return [k.extra["kind"] for k in _kernel_infos(cf)]
+    assert not any("float16" in k for k in kinds(torch.tanh, x))          # 16 KiB output
+    monkeypatch.setattr(opencl_streaming, "STREAM_BYTES", 0)
+    assert all("float16" in k for k in kinds(torch.tanh, x))
+    assert not any("float16" in k for k in kinds(torch.tanh, torch.randn(7, 9)))
+    assert not any("float16" in k for k in kinds(lambda i: i * 3 + 1, torch.arange(64)))
+    assert not any("float16" in k for k in kinds(lambda v: v.sum(1), x))
+    monkeypatch.setenv("KILN_OPENCL_STYLE", "gpu")
+    assert not any("float16" in k for k in kinds(torch.tanh, x))
+
+
+@needs_device
+def test_streaming_store_helper_falls_back_off_its_alignment():
+    """A non-temporal vector store needs a 64-byte aligned address; elsewhere the helper
+    uses an ordinary vector store (a misaligned one would fault)."""
+    import pyopencl as cl
+    from compiler.backends.opencl_printer import preamble
+    src = preamble({"kiln_stream_f16"}, False) + """
+    __kernel void put(__global float* out, const long at) {
+        kiln_stream_f16((float16)(1.0f) + convert_float16((int16)(0, 1, 2, 3, 4, 5, 6, 7, 8,
+                        9, 10, 11, 12, 13, 14, 15)), out + at);
+    }"""
+    from runtime import opencl_build
+    put = cl.Kernel(opencl_build.build(src, DEVICE, name="streaming store test"), "put")
+    for at in (0, 1, 16, 21):
+        host = np.zeros(64, np.float32)
+        buf = cl.Buffer(DEVICE.context, cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR,
+                        hostbuf=host)
+        put(DEVICE.queue, (1,), (1,), buf, np.int64(at))
+        cl.enqueue_copy(DEVICE.queue, host, buf)
+        want = np.zeros(64, np.float32)
+        want[at:at + 16] = np.arange(1, 17)
+        np.testing.assert_array_equal(host, want)
+
+
 @needs_device
 @pytest.mark.parametrize("shape", [(1, 1), (3, 1), (5, 33), (37, 100), (9, 1031), (2, 70000)])
 def test_row_reductions_of_awkward_sizes(shape):

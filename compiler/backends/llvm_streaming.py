@@ -15,7 +15,7 @@ from __future__ import annotations
 import platform
 
 from ..dtypes import bool_
-from ..kernel_ir.kernels import Reduce
+from ..kernel_ir.kernels import Reduce, streamable
 from .llvm_printer import ExprPrinter, emit_store, lltype
 
 
@@ -28,9 +28,8 @@ STREAMING = platform.machine().lower() in ("x86_64", "amd64")   # the fence belo
 def streams(buffer, index, var) -> bool:
     """Whether a store of ``buffer[index]`` bypasses the cache: ``buffer`` is a large
     graph output and consecutive ``var`` write consecutive elements of it."""
-    return (STREAMING and buffer.returned and not buffer.local and buffer.dtype is not bool_
-            and buffer.dtype.itemsize in (4, 8) and buffer.nbytes >= STREAM_BYTES
-            and index.coeff(var) == 1 and index.atoms().count(var) == 1 and not index.has_dyn())
+    return (STREAMING and buffer.dtype is not bool_ and buffer.dtype.itemsize in (4, 8)
+            and streamable(buffer, index, var, STREAM_BYTES))
 
 
 def stream_copy(p: ExprPrinter, tile, dst, count, dtype):

@@ -39,6 +39,7 @@ from .kernel_plan import KernelExecutable, lower_all, opaque_step, plan_buffers
 from .opencl_loops import print_loop_kernel, print_scatter_kernel
 from .opencl_matmul import print_matmul_kernel
 from .opencl_printer import OpenCLUnsupported, preamble
+from .opencl_streaming import print_streamed, stream_lanes
 
 
 class OpenCLUnsupportedError(RuntimeError):
@@ -55,8 +56,9 @@ class Target:
     dimension 0 into one AVX-512 register, so groups are multiples of 16; a row
     reduction uses one such group (measured fastest for W2's rows of 1024, and its
     partials combine after a single barrier); a deeper matmul step (32) halves the
-    barriers per flop. Elementwise kernels take one point per work-item everywhere
-    (see ``opencl_loops.item_plan``)."""
+    barriers per flop. Elementwise kernels take one point per work-item (see
+    ``opencl_loops.item_plan``), except on CPU runtimes where they write a large graph
+    output (``opencl_streaming``: 16 points as one vector)."""
 
     device: object
     is_cpu: bool
@@ -84,6 +86,8 @@ def target_for(dev) -> Target:
 
 def print_kernel(kernel, target):
     if isinstance(kernel, LoopKernel):
+        if stream_lanes(kernel, target):
+            return print_streamed(kernel, target, target.fp64)
         return print_loop_kernel(kernel, target, target.fp64)
     if isinstance(kernel, MatmulKernel):
         return print_matmul_kernel(kernel, target, target.fp64)

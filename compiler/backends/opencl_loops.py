@@ -64,7 +64,7 @@ class Printed:
         return (pre + "\n\n" if pre else "") + self.body
 
 
-def _printed(kernel, kind, p, text, launches):
+def printed_kernel(kernel, kind, p, text, launches):
     return Printed(header(kernel, kind) + "\n" + text, launches, kind, set(p.helpers),
                    uses_fp64(kernel, p))
 
@@ -123,16 +123,18 @@ def choose_strategy(kernel: LoopKernel, device) -> str:
     return "group"
 
 
-def item_launch(sizes, device):
+def item_launch(sizes, device, lanes=1):
     """(global, local) of an NDRange over ``sizes`` (innermost first, at most 3 dims),
-    with work-groups of up to ``device.item_group`` work-items, most along dimension 0."""
-    want = device.item_group
+    with work-groups of up to ``device.item_group`` points (``lanes`` per work-item),
+    most along dimension 0."""
+    want = max(device.item_group // lanes, 1)
+    simd = max(device.simd // lanes, 1)
     local = []
     left = want
     for i, n in enumerate(sizes):
         if i == 0:
-            l0 = min(want, round_up(n, device.simd))
-            l0 = pow2_at_most(l0) if l0 > device.simd else l0
+            l0 = min(want, round_up(n, simd))
+            l0 = pow2_at_most(l0) if l0 > simd else l0
             local.append(max(l0, 1))
             left = max(want // local[0], 1)
         else:
@@ -144,7 +146,7 @@ def item_launch(sizes, device):
 
 
 # -- the item strategy ------------------------------------------------------------------
-def item_plan(outer, target):
+def item_plan(outer, target, lanes=1):
     """NDRange sizes (innermost first), global and work-group sizes of an item kernel.
 
     One point per work-item, no coarsening loop: on Intel's CPU runtime a work-item that
@@ -156,15 +158,18 @@ def item_plan(outer, target):
         return [1], (1,), (1,)
     rev = list(reversed(outer))
     sizes = [v.size for v in rev[:2]]
+    sizes[0] //= lanes
     if len(rev) > 2:
         sizes.append(math.prod(v.size for v in rev[2:]))
-    glob, local = item_launch(sizes, target)
+    glob, local = item_launch(sizes, target, lanes)
     return sizes, glob, local
 
 
-def _declare_outer_item(out, p, outer, guard0, body):
+def _declare_outer_item(out, p, outer, guard0, body, lanes=1):
     """Bind the outer Vars to NDRange ids and print ``body()`` at each point, behind the
-    out-of-range guards (dimension 0's only when ``guard0``)."""
+    out-of-range guards (dimension 0's only when ``guard0``). With ``lanes`` > 1 a
+    work-item owns that many consecutive points of the innermost Var, which is bound to
+    the first of them."""
     if not outer:
         body()
         return
@@ -189,16 +194,17 @@ def _declare_outer_item(out, p, outer, guard0, body):
     if conds:
         out.emit(f"if ({' || '.join(conds)}) return;")
     v0 = dims[0]
-    out.emit(f"const long {cv(v0)} = get_global_id(0);")
+    out.emit(f"const long {cv(v0)} = get_global_id(0){f' * {lanes}L' if lanes > 1 else ''};")
     if guard0:
         out.emit(f"if ({cv(v0)} >= {v0.size}L) return;")
     p.vars[v0] = cv(v0)
     body()
 
 
-def item_entries(kernel, target, fp64, name, emit_body):
+def item_entries(kernel, target, fp64, name, emit_body, lanes=1, printer=ExprPrinter):
     """The entry points and launches of an item kernel whose per-point work
-    ``emit_body(out, p)`` prints: ``(text, launches, printers)``.
+    ``emit_body(out, p)`` prints: ``(text, launches, printers)``. ``lanes`` points per
+    work-item for the vector form of ``opencl_streaming`` (its ``printer`` class).
 
     Dimension 0's bounds check is only printed where the NDRange overshoots. On CPU
     runtimes an overshooting size is split in two launches of two entry points: the
@@ -208,7 +214,7 @@ def item_entries(kernel, target, fp64, name, emit_body):
     masked code at half the speed (W1 took 4.9 instead of 2.2 ms with the check). The
     checks of dimensions 1 and 2 are uniform across those lanes and cost nothing. GPUs
     keep one launch: there the check only diverges in the last work-group."""
-    sizes, glob, local = item_plan(kernel.outer, target)
+    sizes, glob, local = item_plan(kernel.outer, target, lanes)
     n0, l0 = sizes[0], local[0]
     whole = n0 // l0 * l0
     if whole == glob[0]:
@@ -222,10 +228,10 @@ def item_entries(kernel, target, fp64, name, emit_body):
     params, setup = buffer_params(kernel)
     for entry, guard0, g, offset in parts:
         out = Lines()
-        p = ExprPrinter(out, kernel.buffers, fp64=fp64, narrow_index=not target.is_cpu)
+        p = printer(out, kernel.buffers, fp64=fp64, narrow_index=not target.is_cpu)
         for line in setup:
             out.emit(line)
-        _declare_outer_item(out, p, kernel.outer, guard0, lambda: emit_body(out, p))
+        _declare_outer_item(out, p, kernel.outer, guard0, lambda: emit_body(out, p), lanes)
         texts.append(_function(entry, params, out, local))
         launches.append(Launch(entry, g, local, offset))
         printers.append(p)
@@ -293,13 +299,13 @@ def print_item(kernel: LoopKernel, target, fp64):
             else:
                 _loops(out, p, list(ph.dims), lambda ph=ph: [emit_store(p, s) for s in ph.stores])
     text, launches, printers = item_entries(kernel, target, fp64, kernel.name, body)
-    p = _merged(printers)
+    p = merged_printers(printers)
     split = ", split off the last work-group" if len(launches) > 1 else ""
-    return _printed(kernel, f"one work-item per point, work-groups of {launches[0].local_size}"
+    return printed_kernel(kernel, f"one work-item per point, work-groups of {launches[0].local_size}"
                             f"{split}", p, text, launches)
 
 
-def _merged(printers):
+def merged_printers(printers):
     """The first printer, carrying the helpers and fp64 use of all of them."""
     p = printers[0]
     for q in printers[1:]:
@@ -478,7 +484,7 @@ def print_group(kernel: LoopKernel, device, fp64, wg=None):
         else:
             _group_store_loop(out, p, ph, wg, number)
     text = _function(kernel.name, params, out, (wg, 1))
-    return _printed(kernel, f"one work-group of {wg} per row", p, text,
+    return printed_kernel(kernel, f"one work-group of {wg} per row", p, text,
                     [Launch(kernel.name, (wg, points), (wg, 1))])
 
 
@@ -497,7 +503,7 @@ def print_scatter_kernel(kernel: ScatterKernel, device, fp64):
     init, init_launches, printers = item_entries(
         kernel, device, fp64, f"{kernel.name}_init",
         lambda out, p: [emit_store(p, st) for st in kernel.init.stores])
-    p = _merged(printers)
+    p = merged_printers(printers)
     # 2. the writes, in order, by one work-item
     out2 = Lines()
     q = ExprPrinter(out2, kernel.buffers, fp64=fp64, narrow_index=False)
@@ -520,9 +526,9 @@ def print_scatter_kernel(kernel: ScatterKernel, device, fp64):
     scatter = _function(f"{kernel.name}_scatter", params, out2, (1,))
     p.helpers |= q.helpers
     p.uses_fp64 |= q.uses_fp64
-    return _printed(kernel, "parallel init, sequential scatter", p, init + "\n" + scatter,
+    return printed_kernel(kernel, "parallel init, sequential scatter", p, init + "\n" + scatter,
                     init_launches + [Launch(f"{kernel.name}_scatter", (1,), (1,))])
 
 
 __all__ = ["Launch", "Printed", "print_loop_kernel", "print_scatter_kernel", "item_launch",
-           "choose_strategy", "round_up", "pow2_at_most", "next_pow2"]
+           "item_entries", "choose_strategy", "round_up", "pow2_at_most", "next_pow2"]

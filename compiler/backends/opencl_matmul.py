@@ -51,7 +51,7 @@ from dataclasses import dataclass
 
 from ..kernel_ir import expr as ex
 from ..kernel_ir.kernels import MatmulKernel
-from .opencl_loops import Launch, _function, _printed, cv, emit_store, next_pow2
+from .opencl_loops import Launch, _function, cv, emit_store, next_pow2, printed_kernel
 from .opencl_printer import ExprPrinter, Lines, buffer_params, check_fp64, ctype, literal
 
 WX = WY = 16
@@ -363,7 +363,7 @@ def print_matmul_kernel(kernel: MatmulKernel, target, fp64):
         kind += f", K in {pieces} pieces of {tiles.kpiece}"
         text += "\n" + _print_reduce(kernel, target, p, params, setup, pieces, launches)
         scratch = pieces * max(nbatch, 1) * M * N * dtype.itemsize
-    printed = _printed(kernel, kind, p, text, launches)
+    printed = printed_kernel(kernel, kind, p, text, launches)
     printed.scratch = scratch        # bytes of split-K workspace (CLLaunch.scratch)
     return printed
 

@@ -112,6 +112,22 @@ HELPERS = {
     "kiln_floordiv_i": ("inline int kiln_floordiv_i(int a, int d) { int q = a / d; "
                         "return (a % d != 0 && a < 0) ? q - 1 : q; }"),
     "kiln_mod_i": "inline int kiln_mod_i(int a, int d) { int r = a % d; return r < 0 ? r + d : r; }",
+    # opencl_streaming's vector form: NaN-propagating max/min of float16, and a
+    # non-temporal store of a whole 64-byte vector (it needs that alignment; elsewhere,
+    # or where the compiler lacks the builtin, an ordinary vector store)
+    "kiln_fmax_f16": ("inline float16 kiln_fmax_f16(float16 a, float16 b) "
+                      "{ return select(b, a, (a > b) | isnan(a)); }"),
+    "kiln_fmin_f16": ("inline float16 kiln_fmin_f16(float16 a, float16 b) "
+                      "{ return select(b, a, (a < b) | isnan(a)); }"),
+    "kiln_stream_f16": "\n".join([
+        "inline void kiln_stream_f16(float16 v, __global float* p) {",
+        "#ifdef __has_builtin",
+        "#if __has_builtin(__builtin_nontemporal_store)",
+        "    if (((ulong)p & 63) == 0) { __builtin_nontemporal_store(v, (__global float16*)p); return; }",
+        "#endif",
+        "#endif",
+        "    vstore16(v, 0, p);",
+        "}"]),
     # expr.checked_index: wrap a negative index; report one out of range, read element 0
     "kiln_check_index": ("inline long kiln_check_index(long i, long n, __global long* rec) { "
                          "long w = i < 0 ? i + n : i; if (w < 0 || w >= n) { rec[0] = 1; "

@@ -51,6 +51,15 @@ class Buffer:
         return self.numel * self.dtype.itemsize
 
 
+def streamable(buffer: Buffer, index: Index, var: Var, min_bytes: int) -> bool:
+    """Whether a store of ``buffer[index]`` may bypass the cache (a streaming store): the
+    buffer is a graph output of at least ``min_bytes`` that no later kernel reads, and
+    consecutive values of ``var`` write consecutive elements of it. Each backend adds
+    what its stores need (dtypes, the target's instructions)."""
+    return (buffer.returned and not buffer.local and buffer.nbytes >= min_bytes
+            and index.coeff(var) == 1 and index.atoms().count(var) == 1 and not index.has_dyn())
+
+
 @dataclass
 class Store:
     buffer: int
