@@ -556,7 +556,10 @@ SKINNY = [(6, 25, 50176), (1, 9, 4099), (16, 150, 6400),      # few rows, wide N
 @pytest.mark.parametrize("m,k,n", SKINNY, ids=[f"{m}x{k}x{n}" for m, k, n in SKINNY])
 @pytest.mark.parametrize("epilogue", [False, True], ids=["plain", "bias_relu"])
 def test_skinny_matmuls_float32(m, k, n, epilogue):
+    from compiler.backends.opencl import target_for
     kinds = _skinny_case(m, k, n, np.float32, 0, epilogue)
+    if target_for(DEVICE).explicit_vectors:
+        return        # PoCL: opencl_matmul_vec's forms (see test_explicit_vector_matmul_forms)
     if m <= 16:       # a few-rows product keeps all its rows in one work-item: no M padding
         assert any(f"{m}x1 work-items" in kind or f"matmul tile {m}x" in kind for kind in kinds)
     if k >= 9000 and 2 * m * n * k >= 4_000_000:   # too few output tiles: K is split
@@ -646,3 +649,71 @@ def test_output_buffers_are_reused_only_once_nothing_holds_them():
     again = exe.run([x2])[0]
     np.testing.assert_allclose(whole, x1 * 2.0)
     np.testing.assert_allclose(again, x2 * 2.0)
+
+
+# -- explicit-vector matmuls (CPU runtimes other than Intel's: PoCL) ------------------------
+VECTOR_CASES = [  # (a shape, b shape, transpose b, form)
+    ((37, 50), (50, 64), False, "rows"),          # M not a multiple of the 8-row tile
+    ((5, 64, 33), (5, 33, 48), False, "rows"),    # batched, 48 columns: one vector per item
+    ((1024, 1024), (1024, 1024), False, "rows"),
+    ((19, 100), (30, 100), True, "dots"),         # x @ W.T: K % 16 = 4, N % 4 = 2
+    ((128, 784), (512, 784), True, "dots"),       # the MLP's first Linear
+    ((9, 20), (20, 7), False, "staged"),          # 7 columns: neither form applies
+]
+
+
+@needs_device
+@pytest.mark.parametrize("a_shape,b_shape,bt,form", VECTOR_CASES,
+                         ids=[f"{c[3]}-{'x'.join(map(str, c[0]))}" for c in VECTOR_CASES])
+@pytest.mark.parametrize("epilogue", [False, True], ids=["plain", "bias_relu"])
+def test_explicit_vector_matmul_forms(monkeypatch, a_shape, b_shape, bt, form, epilogue):
+    """KILN_OPENCL_STYLE=vector prints what PoCL gets (9 -> ~130 GFLOP/s for W5 there):
+    float16 register tiles per work-item, in the form the operands allow."""
+    monkeypatch.setenv("KILN_OPENCL_STYLE", "vector")
+    rng = np.random.default_rng(len(a_shape) * 100 + a_shape[-1])
+    a = rng.standard_normal(a_shape).astype(np.float32)
+    b = rng.standard_normal(b_shape).astype(np.float32)
+    n = b_shape[-2] if bt else b_shape[-1]
+    bias = rng.standard_normal(n).astype(np.float32)
+
+    def f(a, b, bias):
+        y = a @ (b.transpose(-1, -2) if bt else b)
+        return torch.relu(y + bias) if epilogue else y
+    args = [torch.from_numpy(v) for v in (a, b, bias)]
+    cf = torch.compile(f, backend="opencl")
+    cf(*args)
+    got = cf(*args).numpy()
+    want = a.astype(np.float64) @ (np.swapaxes(b, -1, -2) if bt else b).astype(np.float64)
+    if epilogue:
+        want = np.maximum(want + bias, 0)
+    k = a_shape[-1]
+    tol = 3e-6 * np.sqrt(k) * 4
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    (kind,) = _matmul_kinds(cf)
+    assert kind.startswith(f"matmul {form}:"), kind
+
+
+@needs_device
+def test_explicit_vector_style_trains_an_mlp_and_a_convnet_like_eager(monkeypatch):
+    """Forward and every gradient of a Linear stack (rows and dots forms) and a small
+    convnet (staged form for its unfold windows) under the vector style."""
+    monkeypatch.setenv("KILN_OPENCL_STYLE", "vector")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 33),
+                          nn.Tanh(), nn.Linear(33, 16))
+    x = torch.randn(5, 2, 8, 8)
+    cm = torch.compile(model, backend="opencl")
+    cm(x)
+    out = cm(x)
+    out.sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    want = model(x)
+    want.sum().backward()
+    close(out, want, 1e-4)
+    for g, p in zip(grads, model.parameters()):
+        close(g, p.grad, 1e-4)
+    entry = next(e for e in cm._compiled._cache.values() if not isinstance(e, str))
+    forms = {k.extra["kind"].split(":")[0] for ex in (entry.forward, entry.backward)
+             for k in ex.kernels if k.extra.get("kind", "").startswith("matmul")}
+    assert {"matmul rows", "matmul dots", "matmul staged"} <= forms, forms

@@ -202,7 +202,7 @@ def _run(index, var, limit=64):
     return run
 
 
-def _fast_cols(e: ex.Expr, rows, cols):
+def walks_along_k(e: ex.Expr, rows, cols):
     """Walk the staged block along ``cols`` (k) rather than ``rows``? Along whichever
     dimension the operand's largest load is contiguous for longer."""
     loads = sorted(ex.loads([e]), key=lambda l: -l.args[1].hi)
@@ -212,8 +212,8 @@ def _fast_cols(e: ex.Expr, rows, cols):
     return _run(index, cols) > _run(index, rows)
 
 
-def _stage(out, p, operand, rows, cols, rows_total, cols_total, r0, c0, array, fast_cols, wx,
-           wy, tile_rows, tile_cols, dtype, row_major=False):
+def stage_block(out, p, operand, rows, cols, rows_total, cols_total, r0, c0, array, fast_cols, wx,
+                wy, tile_rows, tile_cols, dtype, row_major=False):
     """Copy the ``tile_rows x tile_cols`` block of ``operand`` (a function of the Vars
     ``rows``/``cols``) at ``(r0, c0)`` into ``array[col][row]`` (k-major for both operands).
 
@@ -254,7 +254,7 @@ def _stage(out, p, operand, rows, cols, rows_total, cols_total, r0, c0, array, f
     out.close()
 
 
-def _bind_batch(out, p, batch, bt):
+def bind_batch(out, p, batch, bt):
     stride = 1
     for v in reversed(batch):
         q = bt if stride == 1 else f"({bt} / {stride}L)"
@@ -296,9 +296,9 @@ def print_matmul_kernel(kernel: MatmulKernel, target, fp64):
     elif batch:
         out.emit("const long bt = get_group_id(2);")
     if batch:
-        _bind_batch(out, p, batch, "bt")
+        bind_batch(out, p, batch, "bt")
     pad = 0 if target.is_cpu else 1
-    fast_a = _fast_cols(kernel.a, mv, kv)
+    fast_a = walks_along_k(kernel.a, mv, kv)
     # CPUs: the A reads of the inner loop are the same for the lanes of a row of
     # work-items (a broadcast), so A can keep its own k-contiguous layout in local memory
     # and be staged without a transposing store
@@ -315,9 +315,9 @@ def print_matmul_kernel(kernel: MatmulKernel, target, fp64):
     else:
         out.open(f"for (long k0 = 0; k0 < {K}L; k0 += {tk}L)")
     # A[m, k] staged as As[k][m]; B[k, n] as Bs[k][n]
-    _stage(out, p, kernel.a, mv, kv, M, K, "m0", "k0", "As", fast_a, wx, wy, tm, tk, dtype,
+    stage_block(out, p, kernel.a, mv, kv, M, K, "m0", "k0", "As", fast_a, wx, wy, tm, tk, dtype,
            row_major=a_mk)
-    _stage(out, p, kernel.b, nv, kv, N, K, "n0", "k0", "Bs", _fast_cols(kernel.b, nv, kv), wx,
+    stage_block(out, p, kernel.b, nv, kv, N, K, "n0", "k0", "Bs", walks_along_k(kernel.b, nv, kv), wx,
            wy, tn, tk, dtype)
     out.emit("barrier(CLK_LOCAL_MEM_FENCE);")
     out.open(f"for (int kk = 0; kk < {tk}; kk++)")
@@ -388,7 +388,7 @@ def _print_reduce(kernel, target, p, params, setup, pieces, launches):
     out.emit(f"const long {cv(mv)} = get_global_id(1);")
     out.emit("const long bt = get_global_id(2);")
     if batch:
-        _bind_batch(out, p, batch, "bt")
+        bind_batch(out, p, batch, "bt")
     p.vars[mv], p.vars[nv] = cv(mv), cv(nv)
     out.emit(f"const long at = bt * {M * N}L + {cv(mv)} * {N}L + {cv(nv)};")
     out.emit(f"{ty} s = ws[at];")
@@ -404,4 +404,5 @@ def _print_reduce(kernel, target, p, params, setup, pieces, launches):
     return _function(name, params, out, (rx,))
 
 
-__all__ = ["print_matmul_kernel", "choose_tiles", "split_k", "Tiles"]
+__all__ = ["print_matmul_kernel", "choose_tiles", "split_k", "Tiles", "stage_block", "bind_batch",
+           "walks_along_k"]

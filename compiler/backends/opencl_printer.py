@@ -128,6 +128,9 @@ HELPERS = {
         "#endif",
         "    vstore16(v, 0, p);",
         "}"]),
+    "kiln_hsum_f16": ("inline float kiln_hsum_f16(float16 v) { const float8 a = v.lo + v.hi; "
+                      "const float4 b = a.lo + a.hi; const float2 c = b.lo + b.hi; "
+                      "return c.x + c.y; }"),
     # expr.checked_index: wrap a negative index; report one out of range, read element 0
     "kiln_check_index": ("inline long kiln_check_index(long i, long n, __global long* rec) { "
                          "long w = i < 0 ? i + n : i; if (w < 0 || w >= n) { rec[0] = 1; "

@@ -49,7 +49,7 @@ def _lane_index(index, var) -> bool:
     return uses == 0 or (uses == 1 and index.coeff(var) == 1)
 
 
-def _vector_values(roots, var) -> bool:
+def vector_values(roots, var) -> bool:
     """Every value under ``roots`` is float32 arithmetic with a vector form, or a
     comparison of float32 values that only serves as a ``where`` condition."""
     for e in ex.walk(roots):
@@ -92,7 +92,7 @@ def stream_lanes(kernel, target) -> int:
             return 0
     if not any(streamable(kernel.buffers[s.buffer], s.index, var, STREAM_BYTES) for s in stores):
         return 0
-    return LANES if _vector_values([s.value for s in stores], var) else 0
+    return LANES if vector_values([s.value for s in stores], var) else 0
 
 
 class VectorPrinter(ExprPrinter):
@@ -151,4 +151,5 @@ def print_streamed(kernel, target, fp64):
                           p, text, launches)
 
 
-__all__ = ["stream_lanes", "print_streamed", "VectorPrinter", "STREAM_BYTES", "LANES"]
+__all__ = ["stream_lanes", "print_streamed", "vector_values", "VectorPrinter", "STREAM_BYTES",
+           "LANES"]

@@ -1,0 +1,299 @@
+"""OpenCL C for a float32 ``MatmulKernel`` with explicit vectors, for CPU runtimes that do
+not pack work-items into SIMD lanes (PoCL).
+
+``opencl_matmul`` relies on the driver to turn a row of work-items into one SIMD
+register (Intel's CPU runtime does: 240 GFLOP/s for W5). PoCL 3.1 runs that kernel at
+9 GFLOP/s. Here each work-item computes a register tile of C itself with ``float16``
+accumulators - the inner kernel of BLIS, which PoCL's LLVM compiles to AVX-512 FMAs
+(W5 145 GFLOP/s; W3's step 25 -> 5 ms, its Linear forwards went from 11 to ~125 GFLOP/s).
+Operands are still expressions (``opencl_streaming.VectorPrinter`` prints one as a
+vector when it moves by one element per lane). One of three forms, by the operands:
+
+- ``rows`` (B contiguous along n, N a multiple of 16: ``a @ b``, ``g @ W``, ``g.T @ x``):
+  a work-item owns ``RM`` rows and ``16*RV`` consecutive columns; per k, ``RV`` vector
+  loads of B, ``RM`` scalar loads of A broadcast, ``RM*RV`` FMAs. Operands are read
+  straight from global memory (no local memory, no barriers);
+- ``dots`` (A and B both contiguous along k: ``x @ W.T``, a Linear's forward): a
+  work-item owns ``RM x RN`` outputs, each a ``float16`` of partial dot products over
+  16 consecutive k, summed across lanes at the end (a scalar loop takes K's remainder);
+- ``staged`` (anything else, e.g. an implicit-GEMM convolution's unfold windows): the
+  work-group stages blocks of A and B into local memory with ``opencl_matmul``'s
+  ``stage_block``, then the ``rows`` inner loop runs over the staged block.
+
+Rows and columns past the matrix edges are computed from clamped (valid) positions and
+not stored. The epilogue (bias, activation) runs per element from a private copy of
+the accumulators. No split-K: few output tiles run on fewer work-items, slower but exact.
+"""
+from __future__ import annotations
+
+import math
+
+from ..dtypes import float32
+from ..kernel_ir.kernels import MatmulKernel
+from .opencl_loops import Launch, _function, cv, emit_store, next_pow2, printed_kernel
+from .opencl_matmul import bind_batch, stage_block, walks_along_k
+from .opencl_printer import ExprPrinter, Lines, buffer_params
+from .opencl_streaming import VectorPrinter, vector_values
+
+LANES = 16
+ROWS_RM, ROWS_RV = 8, 2        # rows form: 8 rows x 2 vectors of 16 columns (16 zmm)
+DOTS_RM, DOTS_RN = 4, 4        # dots form: 4 x 4 outputs, one float16 of partial sums each
+GROUP = 4                      # work-items per group along n (measured best on PoCL 3.1)
+STAGED_WX, STAGED_WY, STAGED_TK = 4, 8, 64
+
+
+def vector_matmul_applies(kernel: MatmulKernel) -> bool:
+    return kernel.dtype is float32
+
+
+def matmul_form(kernel: MatmulKernel) -> str:
+    if kernel.n.size % LANES == 0 and vector_values([kernel.b], kernel.n):
+        return "rows"
+    if kernel.k.size >= LANES and vector_values([kernel.a], kernel.k) \
+            and vector_values([kernel.b], kernel.k):
+        return "dots"
+    return "staged"
+
+
+class _Printers:
+    """A scalar and a vector printer writing into one ``Lines`` (distinct temporaries)."""
+
+    def __init__(self, kernel, target):
+        self.out = Lines()
+        self.p = ExprPrinter(self.out, kernel.buffers, fp64=target.fp64, narrow_index=False)
+        self.q = VectorPrinter(self.out, kernel.buffers, fp64=target.fp64, narrow_index=False)
+        self.q.counter = 100000
+
+    def bind(self, var, text):
+        self.p.vars[var] = text
+        self.q.vars[var] = text
+
+    def scalar(self, expr, binds):
+        return self._value(self.p, expr, binds)
+
+    def vector(self, expr, lane_var, binds):
+        self.q.var = lane_var
+        return self._value(self.q, expr, binds)
+
+    @staticmethod
+    def _value(printer, expr, binds):
+        printer.push()
+        saved = {v: printer.vars.get(v) for v in binds}
+        printer.vars.update(binds)
+        text = printer.value(expr)
+        for v, old in saved.items():
+            if old is None:
+                printer.vars.pop(v, None)
+            else:
+                printer.vars[v] = old
+        printer.pop()
+        return text
+
+
+def _clamped(out, name, base, i, size, exact):
+    """``name = base + i``, clamped to the last valid position unless every one is valid."""
+    if exact:
+        out.emit(f"const long {name} = {base} + {i}L;")
+    else:
+        out.emit(f"const long {name} = min({base} + {i}L, {size - 1}L);")
+    return name
+
+
+def _epilogue(pr, kernel, rows, cols, m_first, n_first, guard_m, guard_n):
+    """The kernel's stores for each of the work-item's ``rows x cols`` outputs, reading
+    the sum from ``cb[r][j]`` (output ``(m_first + r, n_first + j)``)."""
+    out, p = pr.out, pr.p
+    mv, nv = kernel.m, kernel.n
+    out.open(f"for (int r = 0; r < {rows}; r++)")
+    out.open(f"for (int j = 0; j < {cols}; j++)")
+    p.push()
+    out.emit(f"const long {cv(mv)} = {m_first} + r;")
+    out.emit(f"const long {cv(nv)} = {n_first} + j;")
+    p.vars[mv], p.vars[nv] = cv(mv), cv(nv)
+    conds = ([f"{cv(mv)} < {mv.size}L"] if guard_m else []) + \
+        ([f"{cv(nv)} < {nv.size}L"] if guard_n else [])
+    if conds:
+        out.open(f"if ({' && '.join(conds)})")
+    p.accs["acc"] = "cb[r][j]"
+    for s in kernel.epilogue:
+        emit_store(p, s)
+    if conds:
+        out.close()
+    p.pop()
+    out.close()
+    out.close()
+
+
+def _begin(pr, kernel, batch_id):
+    params, setup = buffer_params(kernel)
+    for line in setup:
+        pr.out.emit(line)
+    if kernel.batch:
+        pr.out.emit(f"const long bt = {batch_id};")
+        bind_batch(pr.out, pr.p, list(kernel.batch), "bt")
+        for v in kernel.batch:
+            pr.q.vars[v] = pr.p.vars[v]
+    return params
+
+
+def _group(items):
+    return GROUP if items % GROUP == 0 else (2 if items % 2 == 0 else 1)
+
+
+def _print_rows(kernel, target, nbatch):
+    mv, nv, kv = kernel.m, kernel.n, kernel.k
+    M, N, K = mv.size, nv.size, kv.size
+    rv = ROWS_RV if N % (LANES * ROWS_RV) == 0 else 1
+    rm = max(min(ROWS_RM, M), 1)
+    cols = LANES * rv
+    items_n, items_m = N // cols, -(-M // rm)
+    pr = _Printers(kernel, target)
+    out = pr.out
+    params = _begin(pr, kernel, "get_global_id(2)")
+    out.emit(f"const long n0 = get_global_id(0) * {cols}L, m0 = get_global_id(1) * {rm}L;")
+    rows = [_clamped(out, f"ar{i}", "m0", i, M, M % rm == 0) for i in range(rm)]
+    for i in range(rm):
+        out.emit(" ".join(f"float16 c{i}_{v} = (float16)(0.0f);" for v in range(rv)))
+    out.open(f"for (long {cv(kv)} = 0; {cv(kv)} < {K}L; {cv(kv)}++)")
+    pr.bind(kv, cv(kv))
+    bs = [pr.vector(kernel.b, nv, {nv: f"(n0 + {LANES * v}L)"}) for v in range(rv)]
+    for i in range(rm):
+        a = pr.scalar(kernel.a, {mv: rows[i]})
+        out.emit(" ".join(f"c{i}_{v} = fma((float16)({a}), {bs[v]}, c{i}_{v});"
+                          for v in range(rv)))
+    out.close()
+    out.emit(f"float cb[{rm}][{cols}];")
+    for i in range(rm):
+        for v in range(rv):
+            out.emit(f"vstore16(c{i}_{v}, 0, &cb[{i}][{LANES * v}]);")
+    _epilogue(pr, kernel, rm, cols, "m0", "n0", M % rm != 0, False)
+    wx = _group(items_n)
+    launch = Launch(kernel.name, (items_n, items_m, nbatch), (wx, 1, 1))
+    kind = f"matmul rows: {rm}x{cols} per work-item as float16, groups of {wx}"
+    return pr, params, launch, kind, (wx, 1)
+
+
+def _print_dots(kernel, target, nbatch):
+    mv, nv, kv = kernel.m, kernel.n, kernel.k
+    M, N, K = mv.size, nv.size, kv.size
+    rm, rn = max(min(DOTS_RM, M), 1), max(min(DOTS_RN, N), 1)
+    items_m = -(-M // rm)
+    wx = GROUP
+    items_n = -(-(-(-N // rn)) // wx) * wx
+    pr = _Printers(kernel, target)
+    out = pr.out
+    params = _begin(pr, kernel, "get_global_id(2)")
+    out.emit(f"const long n0 = get_global_id(0) * {rn}L, m0 = get_global_id(1) * {rm}L;")
+    rows = [_clamped(out, f"ar{i}", "m0", i, M, M % rm == 0) for i in range(rm)]
+    cols = [_clamped(out, f"bn{j}", "n0", j, N, items_n * rn == N) for j in range(rn)]
+    for i in range(rm):
+        out.emit(" ".join(f"float16 c{i}_{j} = (float16)(0.0f);" for j in range(rn)))
+    whole = K - K % LANES
+    kb = cv(kv)
+    out.open(f"for (long {kb} = 0; {kb} < {whole}L; {kb} += {LANES}L)")
+    pr.bind(kv, kb)
+    a_vec = [pr.vector(kernel.a, kv, {mv: rows[i]}) for i in range(rm)]
+    b_vec = [pr.vector(kernel.b, kv, {nv: cols[j]}) for j in range(rn)]
+    for i in range(rm):
+        out.emit(" ".join(f"c{i}_{j} = fma({a_vec[i]}, {b_vec[j]}, c{i}_{j});" for j in range(rn)))
+    out.close()
+    pr.p.helpers.add("kiln_hsum_f16")
+    out.emit(f"float cb[{rm}][{rn}];")
+    for i in range(rm):
+        out.emit(" ".join(f"cb[{i}][{j}] = kiln_hsum_f16(c{i}_{j});" for j in range(rn)))
+    if K % LANES:
+        out.open(f"for (long {kb} = {whole}L; {kb} < {K}L; {kb}++)")
+        pr.bind(kv, kb)
+        a = [pr.scalar(kernel.a, {mv: rows[i]}) for i in range(rm)]
+        b = [pr.scalar(kernel.b, {nv: cols[j]}) for j in range(rn)]
+        for i in range(rm):
+            out.emit(" ".join(f"cb[{i}][{j}] = fma({a[i]}, {b[j]}, cb[{i}][{j}]);"
+                              for j in range(rn)))
+        out.close()
+    _epilogue(pr, kernel, rm, rn, "m0", "n0", M % rm != 0, items_n * rn != N)
+    launch = Launch(kernel.name, (items_n, items_m, nbatch), (wx, 1, 1))
+    kind = f"matmul dots: {rm}x{rn} per work-item, float16 partial sums over k, groups of {wx}"
+    return pr, params, launch, kind, (wx, 1)
+
+
+def staged_tiles(m, n, k, batch, target):
+    """``(rm, rv, wx, wy, tk)`` of the staged form: the widest register tile the matrix
+    fills, groups shrunk until the device has ``min_groups`` of them, and an even cut of
+    K into steps of at most ``STAGED_TK``."""
+    rv = ROWS_RV if n > LANES else 1
+    wx = min(STAGED_WX, next_pow2(-(-n // (LANES * rv))))
+    rm = max(min(ROWS_RM, m), 1)
+    wy = min(STAGED_WY, next_pow2(-(-m // rm)))
+
+    def groups():
+        return batch * -(-m // (wy * rm)) * -(-n // (wx * LANES * rv))
+    while groups() < target.min_groups and (wy > 1 or wx > 1):
+        if wy >= wx and wy > 1:
+            wy //= 2
+        else:
+            wx //= 2
+    steps = max(-(-k // STAGED_TK), 1)
+    tk = max(-(-k // steps), 1)
+    tm, tn = wy * rm, wx * LANES * rv
+    while tk > 1 and (tm + tn) * tk * 4 > target.local_mem_size // 2:
+        tk = -(-tk // 2)
+    return rm, rv, wx, wy, tk
+
+
+def _print_staged(kernel, target, nbatch):
+    mv, nv, kv = kernel.m, kernel.n, kernel.k
+    M, N, K = mv.size, nv.size, kv.size
+    rm, rv, wx, wy, tk = staged_tiles(M, N, K, nbatch, target)
+    cols = LANES * rv
+    tm, tn = wy * rm, wx * cols
+    pr = _Printers(kernel, target)
+    out, p = pr.out, pr.p
+    params = _begin(pr, kernel, "get_group_id(2)")
+    out.emit(f"const int tx = get_local_id(0), ty = {'get_local_id(1)' if wy > 1 else '0'};")
+    out.emit(f"const long n0 = get_group_id(0) * {tn}L, m0 = get_group_id(1) * {tm}L;")
+    out.emit(f"__local float As[{tm}][{tk}];")
+    out.emit(f"__local float Bs[{tk}][{tn}];")
+    for i in range(rm):
+        out.emit(" ".join(f"float16 c{i}_{v} = (float16)(0.0f);" for v in range(rv)))
+    out.open(f"for (long k0 = 0; k0 < {K}L; k0 += {tk}L)")
+    # A[m, k] staged row-major as As[m][k] (a row's k values are what a work-item
+    # broadcasts), B[k, n] as Bs[k][n] (a work-item's columns are one vector load)
+    stage_block(out, p, kernel.a, mv, kv, M, K, "m0", "k0", "As", walks_along_k(kernel.a, mv, kv),
+                wx, wy, tm, tk, float32, row_major=True)
+    stage_block(out, p, kernel.b, nv, kv, N, K, "n0", "k0", "Bs", walks_along_k(kernel.b, nv, kv),
+                wx, wy, tn, tk, float32)
+    out.emit("barrier(CLK_LOCAL_MEM_FENCE);")
+    out.open(f"for (int kk = 0; kk < {tk}; kk++)")
+    for v in range(rv):
+        out.emit(f"const float16 b{v} = vload16(0, &Bs[kk][tx * {cols} + {LANES * v}]);")
+    for i in range(rm):
+        out.emit(f"const float16 a{i} = (float16)(As[ty * {rm} + {i}][kk]);")
+        out.emit(" ".join(f"c{i}_{v} = fma(a{i}, b{v}, c{i}_{v});" for v in range(rv)))
+    out.close()
+    out.emit("barrier(CLK_LOCAL_MEM_FENCE);")
+    out.close()
+    out.emit(f"float cb[{rm}][{cols}];")
+    for i in range(rm):
+        for v in range(rv):
+            out.emit(f"vstore16(c{i}_{v}, 0, &cb[{i}][{LANES * v}]);")
+    _epilogue(pr, kernel, rm, cols, f"m0 + ty * {rm}", f"n0 + tx * {cols}", M % tm != 0,
+              N % tn != 0)
+    launch = Launch(kernel.name, (-(-N // tn) * wx, -(-M // tm) * wy, nbatch), (wx, wy, 1))
+    kind = (f"matmul staged: tile {tm}x{tn}x{tk}, {rm}x{cols} per work-item as float16, "
+            f"{wx}x{wy} work-items")
+    return pr, params, launch, kind, (wx, wy)
+
+
+def print_vector_matmul(kernel: MatmulKernel, target):
+    nbatch = max(math.prod(v.size for v in kernel.batch), 1)
+    form = matmul_form(kernel)
+    printer = {"rows": _print_rows, "dots": _print_dots, "staged": _print_staged}[form]
+    pr, params, launch, kind, local = printer(kernel, target, nbatch)
+    text = _function(kernel.name, params, pr.out, local)
+    pr.p.helpers |= pr.q.helpers
+    printed = printed_kernel(kernel, kind, pr.p, text, [launch])
+    printed.scratch = 0
+    return printed
+
+
+__all__ = ["print_vector_matmul", "vector_matmul_applies", "matmul_form", "staged_tiles"]
