@@ -58,6 +58,28 @@ def test_function_matches_eager_and_caches(backend, fuse):
     assert cf.cache_info().misses == 3 and cf.cache_info().size == 3
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_max_and_min_propagate_nan_as_eager_does(backend, fuse, dtype):
+    """max/min reductions (row-wise and across rows), maximum, relu and clamp return NaN
+    where an input is NaN, as PyTorch does; the OpenCL helpers test ``a != a`` for it."""
+    if backend == "opencl" and dtype == "float64" and not _opencl_device().fp64:
+        pytest.skip("device lacks cl_khr_fp64")
+
+    def f(x, y):
+        return (x.amax(-1), x.amin(0), torch.maximum(x, y), torch.relu(x),
+                torch.clamp(x, -0.5, 0.5), F.softmax(x, -1))
+    x = torch.randn(6, 40, dtype=getattr(torch, dtype))
+    y = torch.randn(6, 40, dtype=getattr(torch, dtype))
+    x.numpy()[1, 7] = float("nan")
+    y.numpy()[2, 3] = float("nan")
+    cf = torch.compile(f, backend=backend, fuse=fuse)
+    cf(x, y)
+    for got, want in zip(cf(x, y), f(x, y)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-6,
+                                   equal_nan=True)
+        assert np.array_equal(np.isnan(got.numpy()), np.isnan(want.numpy()))
+
+
 def test_python_scalars_are_specialised(backend):
     cf = torch.compile(lambda x, k: x * k, backend=backend)
     x = torch.randn(3)
