@@ -385,5 +385,25 @@ def devices_report() -> str:
     return "\n".join(lines)
 
 
+def main(argv=None) -> int:
+    """``python -m runtime.opencl_device [SELECTOR]``: list every device and whether it is
+    usable; with a selector, also print the device it picks and exit 1 if none (how
+    ``make test`` decides to run the OpenCL tests on PoCL as well)."""
+    args = sys.argv[1:] if argv is None else argv
+    print(devices_report())
+    if not args:
+        return 0
+    try:
+        print(f"{args[0]!r} selects {device(args[0]).describe()}")
+    except OpenCLUnavailableError as e:
+        print(f"{args[0]!r} selects no usable device: {e}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
 __all__ = ["Device", "OpenCLUnavailableError", "device", "devices_report",
            "register_installed_icds", "INSTALL_HINT"]
