@@ -263,6 +263,29 @@ def bind_batch(out, p, batch, bt):
         stride *= v.size
 
 
+def store_epilogue(p, kernel, acc):
+    """The kernel's epilogue stores for the output whose sum is the C value ``acc``."""
+    p.accs["acc"] = acc
+    for s in kernel.epilogue:
+        emit_store(p, s)
+
+
+def at_output(out, p, kernel, m, n, guard_m, guard_n, body):
+    """Bind the output position ``(m, n)`` (C expressions) and print ``body()`` there,
+    behind the edge checks ``guard_m``/``guard_n`` ask for."""
+    mv, nv = kernel.m, kernel.n
+    out.emit(f"const long {cv(mv)} = {m};")
+    out.emit(f"const long {cv(nv)} = {n};")
+    p.vars[mv], p.vars[nv] = cv(mv), cv(nv)
+    conds = ([f"{cv(mv)} < {mv.size}L"] if guard_m else []) + \
+        ([f"{cv(nv)} < {nv.size}L"] if guard_n else [])
+    if conds:
+        out.open(f"if ({' && '.join(conds)})")
+    body()
+    if conds:
+        out.close()
+
+
 def print_matmul_kernel(kernel: MatmulKernel, target, fp64):
     check_fp64(kernel, fp64)
     tiles = choose_tiles(kernel, target)
@@ -337,21 +360,15 @@ def print_matmul_kernel(kernel: MatmulKernel, target, fp64):
         for j in range(rn):
             out.open("")
             p.push()
-            out.emit(f"const long {cv(mv)} = m0 + {f'ty + {wy * i}' if wy > 1 else i};")
-            out.emit(f"const long {cv(nv)} = n0 + tx + {wx * j};")
-            p.vars[mv], p.vars[nv] = cv(mv), cv(nv)
-            conds = ([f"{cv(mv)} < {M}L"] if M % tm else []) + ([f"{cv(nv)} < {N}L"] if N % tn else [])
-            if conds:
-                out.open(f"if ({' && '.join(conds)})")
             if pieces > 1:
-                out.emit(f"ws[(kp * {max(nbatch, 1)}L + bt) * {M * N}L + {cv(mv)} * {N}L + "
-                         f"{cv(nv)}] = c{i}_{j};")
+                def body(i=i, j=j):
+                    out.emit(f"ws[(kp * {max(nbatch, 1)}L + bt) * {M * N}L + {cv(mv)} * {N}L + "
+                             f"{cv(nv)}] = c{i}_{j};")
             else:
-                p.accs["acc"] = f"c{i}_{j}"
-                for s in kernel.epilogue:
-                    emit_store(p, s)
-            if conds:
-                out.close()
+                def body(i=i, j=j):
+                    store_epilogue(p, kernel, f"c{i}_{j}")
+            at_output(out, p, kernel, f"m0 + {f'ty + {wy * i}' if wy > 1 else i}",
+                      f"n0 + tx + {wx * j}", M % tm != 0, N % tn != 0, body)
             p.pop()
             out.close()
     text = _function(kernel.name, params, out, (wx, wy))
@@ -405,4 +422,4 @@ def _print_reduce(kernel, target, p, params, setup, pieces, launches):
 
 
 __all__ = ["print_matmul_kernel", "choose_tiles", "split_k", "Tiles", "stage_block", "bind_batch",
-           "walks_along_k"]
+           "walks_along_k", "at_output", "store_epilogue"]

@@ -30,8 +30,8 @@ import math
 
 from ..dtypes import float32
 from ..kernel_ir.kernels import MatmulKernel
-from .opencl_loops import Launch, _function, cv, emit_store, next_pow2, printed_kernel
-from .opencl_matmul import bind_batch, stage_block, walks_along_k
+from .opencl_loops import Launch, _function, cv, next_pow2, printed_kernel
+from .opencl_matmul import at_output, bind_batch, stage_block, store_epilogue, walks_along_k
 from .opencl_printer import ExprPrinter, Lines, buffer_params
 from .opencl_streaming import VectorPrinter, vector_values
 
@@ -103,22 +103,11 @@ def _epilogue(pr, kernel, rows, cols, m_first, n_first, guard_m, guard_n):
     """The kernel's stores for each of the work-item's ``rows x cols`` outputs, reading
     the sum from ``cb[r][j]`` (output ``(m_first + r, n_first + j)``)."""
     out, p = pr.out, pr.p
-    mv, nv = kernel.m, kernel.n
     out.open(f"for (int r = 0; r < {rows}; r++)")
     out.open(f"for (int j = 0; j < {cols}; j++)")
     p.push()
-    out.emit(f"const long {cv(mv)} = {m_first} + r;")
-    out.emit(f"const long {cv(nv)} = {n_first} + j;")
-    p.vars[mv], p.vars[nv] = cv(mv), cv(nv)
-    conds = ([f"{cv(mv)} < {mv.size}L"] if guard_m else []) + \
-        ([f"{cv(nv)} < {nv.size}L"] if guard_n else [])
-    if conds:
-        out.open(f"if ({' && '.join(conds)})")
-    p.accs["acc"] = "cb[r][j]"
-    for s in kernel.epilogue:
-        emit_store(p, s)
-    if conds:
-        out.close()
+    at_output(out, p, kernel, f"{m_first} + r", f"{n_first} + j", guard_m, guard_n,
+              lambda: store_epilogue(p, kernel, "cb[r][j]"))
     p.pop()
     out.close()
     out.close()
