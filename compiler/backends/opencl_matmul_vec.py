@@ -33,7 +33,7 @@ from ..kernel_ir.kernels import MatmulKernel
 from .opencl_loops import Launch, _function, cv, next_pow2, printed_kernel
 from .opencl_matmul import at_output, bind_batch, stage_block, store_epilogue, walks_along_k
 from .opencl_printer import ExprPrinter, Lines, buffer_params
-from .opencl_streaming import VectorPrinter, vector_values
+from .opencl_vector import VectorPrinter, vector_values
 
 LANES = 16
 ROWS_RM, ROWS_RV = 8, 2        # rows form: 8 rows x 2 vectors of 16 columns (16 zmm)

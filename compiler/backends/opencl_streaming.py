@@ -22,52 +22,12 @@ Comparisons only feed ``where`` (as ``select`` masks), never memory.
 """
 from __future__ import annotations
 
-from ..dtypes import bool_, float32
-from ..kernel_ir import expr as ex
+from ..dtypes import float32
 from ..kernel_ir.kernels import LoopKernel, Reduce, streamable
 from .opencl_loops import item_entries, merged_printers, printed_kernel
-from .opencl_printer import ExprPrinter, literal
+from .opencl_vector import LANES, VTYPE, VectorPrinter, vector_values
 
 STREAM_BYTES = 8 << 20      # graph outputs at least this large are written around the cache
-LANES = 16                  # float32 points per work-item: one 64-byte vector
-VTYPE = f"float{LANES}"
-MASK = f"int{LANES}"        # what a vector comparison yields: -1 where true, 0 where false
-
-VECTOR_OPS = frozenset({"add", "sub", "mul", "div", "pow", "max", "min", "neg", "abs", "exp",
-                        "log", "log1p", "sqrt", "sin", "cos", "tanh", "erf", "floor", "trunc",
-                        "sigmoid", "where", *ex.COMPARE})
-# (their helpers, ``kiln_fmax_f16``, ``kiln_fmin_f16`` and ``kiln_stream_f16``, are with
-# the others in ``opencl_printer.HELPERS``)
-
-
-def _lane_index(index, var) -> bool:
-    """Consecutive ``var`` step by one element (a vector load), or ``var`` is absent (a
-    broadcast)."""
-    if index.has_dyn():
-        return False
-    uses = index.atoms().count(var)
-    return uses == 0 or (uses == 1 and index.coeff(var) == 1)
-
-
-def vector_values(roots, var) -> bool:
-    """Every value under ``roots`` is float32 arithmetic with a vector form, or a
-    comparison of float32 values that only serves as a ``where`` condition."""
-    for e in ex.walk(roots):
-        if e.op == "load":
-            buffer, index, guards, _ = e.args
-            if guards or e.dtype is not float32 or not _lane_index(index, var):
-                return False
-        elif e.op == "const":
-            if e.dtype is not float32:
-                return False
-        elif e.op not in VECTOR_OPS:
-            return False
-        elif e.dtype is not (bool_ if e.op in ex.COMPARE else float32):
-            return False
-        for k, child in enumerate(e.children):
-            if child.dtype is bool_ and not (e.op == "where" and k == 0):
-                return False
-    return True
 
 
 def stream_lanes(kernel, target) -> int:
@@ -95,38 +55,6 @@ def stream_lanes(kernel, target) -> int:
     return LANES if vector_values([s.value for s in stores], var) else 0
 
 
-class VectorPrinter(ExprPrinter):
-    """Values as ``float16``: lane ``j`` holds the value at innermost point ``first + j``
-    (the loop Var is bound to ``first``). Constants and loads that do not move with that
-    Var are broadcast; comparisons are ``int16`` masks for ``select``."""
-
-    var = None                  # the innermost outer Var, set by ``print_streamed``
-
-    def value(self, e):
-        if e.op == "const":
-            return f"(({VTYPE}){literal(e.args[0], e.dtype)})"
-        got = self._get(e)
-        if got is not None:
-            return got
-        return self._put(e, MASK if e.dtype is bool_ else VTYPE, self._vector(e))
-
-    def _vector(self, e):
-        op = e.op
-        if op == "load":
-            buffer, index, _, _ = e.args
-            address = self.address(buffer, index)
-            if index.coeff(self.var):
-                return f"vload{LANES}(0, &{address})"
-            return f"(({VTYPE}){address})"
-        if op == "where":
-            c, a, b = (self.value(x) for x in e.args)
-            return f"select({b}, {a}, {c})"
-        if op in ("max", "min"):
-            self.helpers.add(f"kiln_f{op}_f16")
-            return f"kiln_f{op}_f16({self.value(e.args[0])}, {self.value(e.args[1])})"
-        return self._value(e)   # operators and built-ins are overloaded for vectors
-
-
 def print_streamed(kernel, target, fp64):
     """The vector form of ``kernel`` (``stream_lanes`` said yes)."""
     var = kernel.outer[-1]
@@ -151,5 +79,4 @@ def print_streamed(kernel, target, fp64):
                           p, text, launches)
 
 
-__all__ = ["stream_lanes", "print_streamed", "vector_values", "VectorPrinter", "STREAM_BYTES",
-           "LANES"]
+__all__ = ["stream_lanes", "print_streamed", "STREAM_BYTES"]
