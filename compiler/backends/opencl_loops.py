@@ -301,8 +301,8 @@ def print_item(kernel: LoopKernel, target, fp64):
     text, launches, printers = item_entries(kernel, target, fp64, kernel.name, body)
     p = merged_printers(printers)
     split = ", split off the last work-group" if len(launches) > 1 else ""
-    return printed_kernel(kernel, f"one work-item per point, work-groups of {launches[0].local_size}"
-                            f"{split}", p, text, launches)
+    return printed_kernel(kernel, f"one work-item per point, work-groups of "
+                                  f"{launches[0].local_size}{split}", p, text, launches)
 
 
 def merged_printers(printers):
@@ -339,7 +339,7 @@ def _unflatten(out, p, dims, j):
 FLAT_COMBINE = 32     # groups up to this size combine partials in one pass, not a tree
 
 
-def _tree(out, p, ph, wg, acc, idx):
+def combine_group(out, p, ph, wg, acc, idx):
     """Combine the group's private partials through local memory; every work-item ends
     with the row's result in ``acc`` (and ``idx`` for argmax/argmin).
 
@@ -419,7 +419,7 @@ def _group_reduce(out, p, ph, wg):
         out.emit(f"{acc} = {combine(p, ph.op, acc, v, vt)};")
     p.pop()
     out.close()
-    _tree(out, p, ph, wg, acc, idx)
+    combine_group(out, p, ph, wg, acc, idx)
     p.accs[ph.acc] = idx if arg else acc
 
 
@@ -451,10 +451,10 @@ def group_size(kernel, device):
     return max(wg, 1)
 
 
-def print_group(kernel: LoopKernel, device, fp64, wg=None):
-    wg = wg or group_size(kernel, device)
-    out = Lines()
-    p = ExprPrinter(out, kernel.buffers, fp64=fp64, narrow_index=not device.is_cpu)
+def group_prologue(out, p, kernel, device, wg):
+    """The opening of a group kernel: buffer pointers, ``lid``, the row's outer Vars from
+    the group id, and the per-row scratch buffers. Returns the parameters and the number
+    of rows."""
     params, setup = buffer_params(kernel)
     for line in setup:
         out.emit(line)
@@ -478,6 +478,14 @@ def print_group(kernel: LoopKernel, device, fp64, wg=None):
         if b.local:
             space = "__local " if local_rows else ""
             out.emit(f"{space}{ctype(b.dtype, memory=True)} b{i}[{b.numel}];")
+    return params, points
+
+
+def print_group(kernel: LoopKernel, device, fp64, wg=None):
+    wg = wg or group_size(kernel, device)
+    out = Lines()
+    p = ExprPrinter(out, kernel.buffers, fp64=fp64, narrow_index=not device.is_cpu)
+    params, points = group_prologue(out, p, kernel, device, wg)
     for number, ph in enumerate(kernel.phases):
         if isinstance(ph, Reduce):
             _group_reduce(out, p, ph, wg)
@@ -485,7 +493,7 @@ def print_group(kernel: LoopKernel, device, fp64, wg=None):
             _group_store_loop(out, p, ph, wg, number)
     text = _function(kernel.name, params, out, (wg, 1))
     return printed_kernel(kernel, f"one work-group of {wg} per row", p, text,
-                    [Launch(kernel.name, (wg, points), (wg, 1))])
+                          [Launch(kernel.name, (wg, points), (wg, 1))])
 
 
 def print_loop_kernel(kernel: LoopKernel, device, fp64, wg=None):
@@ -527,8 +535,9 @@ def print_scatter_kernel(kernel: ScatterKernel, device, fp64):
     p.helpers |= q.helpers
     p.uses_fp64 |= q.uses_fp64
     return printed_kernel(kernel, "parallel init, sequential scatter", p, init + "\n" + scatter,
-                    init_launches + [Launch(f"{kernel.name}_scatter", (1,), (1,))])
+                          init_launches + [Launch(f"{kernel.name}_scatter", (1,), (1,))])
 
 
 __all__ = ["Launch", "Printed", "print_loop_kernel", "print_scatter_kernel", "item_launch",
-           "item_entries", "choose_strategy", "round_up", "pow2_at_most", "next_pow2"]
+           "item_entries", "group_prologue", "group_size", "combine_group", "choose_strategy",
+           "round_up", "pow2_at_most", "next_pow2"]

@@ -118,9 +118,9 @@ HELPERS = {
     # non-temporal store of a whole 64-byte vector (it needs that alignment; elsewhere,
     # or where the compiler lacks the builtin, an ordinary vector store)
     "kiln_fmax_f16": ("inline float16 kiln_fmax_f16(float16 a, float16 b) "
-                      "{ return select(b, a, (a > b) | isnan(a)); }"),
+                      "{ return select(b, a, (a > b) | (a != a)); }"),
     "kiln_fmin_f16": ("inline float16 kiln_fmin_f16(float16 a, float16 b) "
-                      "{ return select(b, a, (a < b) | isnan(a)); }"),
+                      "{ return select(b, a, (a < b) | (a != a)); }"),
     "kiln_stream_f16": "\n".join([
         "inline void kiln_stream_f16(float16 v, __global float* p) {",
         "#ifdef __has_builtin",
@@ -133,6 +133,13 @@ HELPERS = {
     "kiln_hsum_f16": ("inline float kiln_hsum_f16(float16 v) { const float8 a = v.lo + v.hi; "
                       "const float4 b = a.lo + a.hi; const float2 c = b.lo + b.hi; "
                       "return c.x + c.y; }"),
+    # (and kiln_fmax_f/kiln_fmin_f, which they call, sort before them in the preamble)
+    "kiln_hmax_f16": ("inline float kiln_hmax_f16(float16 v) { float r = v.s0; "
+                      + " ".join(f"r = kiln_fmax_f(r, v.s{c});" for c in "123456789abcdef")
+                      + " return r; }"),
+    "kiln_hmin_f16": ("inline float kiln_hmin_f16(float16 v) { float r = v.s0; "
+                      + " ".join(f"r = kiln_fmin_f(r, v.s{c});" for c in "123456789abcdef")
+                      + " return r; }"),
     # expr.checked_index: wrap a negative index; report one out of range, read element 0
     "kiln_check_index": ("inline long kiln_check_index(long i, long n, __global long* rec) { "
                          "long w = i < 0 ? i + n : i; if (w < 0 || w >= n) { rec[0] = 1; "
