@@ -451,6 +451,14 @@ def group_size(kernel, device):
     return max(wg, 1)
 
 
+def group_phase(out, p, ph, wg, number):
+    """Phase ``number`` of a group kernel: a reduction or a store loop over the row."""
+    if isinstance(ph, Reduce):
+        _group_reduce(out, p, ph, wg)
+    else:
+        _group_store_loop(out, p, ph, wg, number)
+
+
 def group_prologue(out, p, kernel, device, wg):
     """The opening of a group kernel: buffer pointers, ``lid``, the row's outer Vars from
     the group id, and the per-row scratch buffers. Returns the parameters and the number
@@ -487,10 +495,7 @@ def print_group(kernel: LoopKernel, device, fp64, wg=None):
     p = ExprPrinter(out, kernel.buffers, fp64=fp64, narrow_index=not device.is_cpu)
     params, points = group_prologue(out, p, kernel, device, wg)
     for number, ph in enumerate(kernel.phases):
-        if isinstance(ph, Reduce):
-            _group_reduce(out, p, ph, wg)
-        else:
-            _group_store_loop(out, p, ph, wg, number)
+        group_phase(out, p, ph, wg, number)
     text = _function(kernel.name, params, out, (wg, 1))
     return printed_kernel(kernel, f"one work-group of {wg} per row", p, text,
                           [Launch(kernel.name, (wg, points), (wg, 1))])
@@ -539,5 +544,5 @@ def print_scatter_kernel(kernel: ScatterKernel, device, fp64):
 
 
 __all__ = ["Launch", "Printed", "print_loop_kernel", "print_scatter_kernel", "item_launch",
-           "item_entries", "group_prologue", "group_size", "combine_group", "choose_strategy",
-           "round_up", "pow2_at_most", "next_pow2"]
+           "item_entries", "group_prologue", "group_phase", "group_size", "combine_group",
+           "choose_strategy", "round_up", "pow2_at_most", "next_pow2"]

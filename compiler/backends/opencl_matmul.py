@@ -339,9 +339,9 @@ def print_matmul_kernel(kernel: MatmulKernel, target, fp64):
         out.open(f"for (long k0 = 0; k0 < {K}L; k0 += {tk}L)")
     # A[m, k] staged as As[k][m]; B[k, n] as Bs[k][n]
     stage_block(out, p, kernel.a, mv, kv, M, K, "m0", "k0", "As", fast_a, wx, wy, tm, tk, dtype,
-           row_major=a_mk)
-    stage_block(out, p, kernel.b, nv, kv, N, K, "n0", "k0", "Bs", walks_along_k(kernel.b, nv, kv), wx,
-           wy, tn, tk, dtype)
+                row_major=a_mk)
+    stage_block(out, p, kernel.b, nv, kv, N, K, "n0", "k0", "Bs", walks_along_k(kernel.b, nv, kv),
+                wx, wy, tn, tk, dtype)
     out.emit("barrier(CLK_LOCAL_MEM_FENCE);")
     out.open(f"for (int kk = 0; kk < {tk}; kk++)")
     for i in range(rm):

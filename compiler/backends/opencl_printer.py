@@ -100,10 +100,14 @@ class Lines:
 HELPERS = {
     # NaN-propagating max/min; ``a != a`` rather than ``isnan(a)``, which PoCL 3.1 calls
     # out of line (a row max ran 2-4x slower than with the comparison)
-    "kiln_fmax_f": "inline float kiln_fmax_f(float a, float b) { return (a > b || a != a) ? a : b; }",
-    "kiln_fmin_f": "inline float kiln_fmin_f(float a, float b) { return (a < b || a != a) ? a : b; }",
-    "kiln_fmax_d": "inline double kiln_fmax_d(double a, double b) { return (a > b || a != a) ? a : b; }",
-    "kiln_fmin_d": "inline double kiln_fmin_d(double a, double b) { return (a < b || a != a) ? a : b; }",
+    "kiln_fmax_f": ("inline float kiln_fmax_f(float a, float b) "
+                    "{ return (a > b || a != a) ? a : b; }"),
+    "kiln_fmin_f": ("inline float kiln_fmin_f(float a, float b) "
+                    "{ return (a < b || a != a) ? a : b; }"),
+    "kiln_fmax_d": ("inline double kiln_fmax_d(double a, double b) "
+                    "{ return (a > b || a != a) ? a : b; }"),
+    "kiln_fmin_d": ("inline double kiln_fmin_d(double a, double b) "
+                    "{ return (a < b || a != a) ? a : b; }"),
     "kiln_ipow_l": ("inline long kiln_ipow_l(long b, long e) { if (e < 0) return 0; long r = 1; "
                     "while (e > 0) { if (e & 1) r *= b; b *= b; e >>= 1; } return r; }"),
     "kiln_ipow_i": ("inline int kiln_ipow_i(int b, int e) { if (e < 0) return 0; int r = 1; "
@@ -114,9 +118,9 @@ HELPERS = {
     "kiln_floordiv_i": ("inline int kiln_floordiv_i(int a, int d) { int q = a / d; "
                         "return (a % d != 0 && a < 0) ? q - 1 : q; }"),
     "kiln_mod_i": "inline int kiln_mod_i(int a, int d) { int r = a % d; return r < 0 ? r + d : r; }",
-    # opencl_streaming's vector form: NaN-propagating max/min of float16, and a
-    # non-temporal store of a whole 64-byte vector (it needs that alignment; elsewhere,
-    # or where the compiler lacks the builtin, an ordinary vector store)
+    # the float16 forms (opencl_vector): NaN-propagating max/min, and a non-temporal
+    # store of a whole 64-byte vector (it needs that alignment; elsewhere, or where the
+    # compiler lacks the builtin, an ordinary vector store)
     "kiln_fmax_f16": ("inline float16 kiln_fmax_f16(float16 a, float16 b) "
                       "{ return select(b, a, (a > b) | (a != a)); }"),
     "kiln_fmin_f16": ("inline float16 kiln_fmin_f16(float16 a, float16 b) "
@@ -125,7 +129,10 @@ HELPERS = {
         "inline void kiln_stream_f16(float16 v, __global float* p) {",
         "#ifdef __has_builtin",
         "#if __has_builtin(__builtin_nontemporal_store)",
-        "    if (((ulong)p & 63) == 0) { __builtin_nontemporal_store(v, (__global float16*)p); return; }",
+        "    if (((ulong)p & 63) == 0) {",
+        "        __builtin_nontemporal_store(v, (__global float16*)p);",
+        "        return;",
+        "    }",
         "#endif",
         "#endif",
         "    vstore16(v, 0, p);",

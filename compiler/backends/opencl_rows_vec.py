@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from ..dtypes import float32
 from ..kernel_ir.kernels import LoopKernel, Reduce
-from .opencl_loops import (Launch, _function, combine_group, cv, emit_store, group_prologue,
-                           group_size, printed_kernel)
+from .opencl_loops import (Launch, _function, choose_strategy, combine_group, cv, group_phase,
+                           group_prologue, group_size, printed_kernel)
 from .opencl_printer import ExprPrinter, Lines
 from .opencl_vector import LANES, VTYPE, VectorPrinter, vector_values
 
@@ -34,7 +34,6 @@ def _contiguous_stores(kernel, stores, var):
 
 
 def rows_apply(kernel, target) -> bool:
-    from .opencl_loops import choose_strategy
     if not (target.explicit_vectors and isinstance(kernel, LoopKernel)):
         return False
     if choose_strategy(kernel, target) != "group":
@@ -82,16 +81,8 @@ def print_rows(kernel: LoopKernel, target):
     q.vars, q.accs = p.vars, p.accs          # one set of bindings for both printers
     params, points = group_prologue(out, p, kernel, target, wg)
     for number, ph in enumerate(kernel.phases):
-        if not ph.dims:                      # once per row, by the first work-item
-            if isinstance(ph, Reduce):
-                out.emit(f"const float {ph.acc}_v = {p.value(ph.value)};")
-                p.accs[ph.acc] = f"{ph.acc}_v"
-            out.open("if (lid == 0)")
-            p.push()
-            for s in ph.stores:
-                emit_store(p, s)
-            p.pop()
-            out.close()
+        if not ph.dims:                      # nothing to vectorise: the scalar form's
+            group_phase(out, p, ph, wg, number)
             continue
         if not isinstance(ph, Reduce):
             _vector_loop(out, q, ph, wg, lambda ph=ph: _vector_stores(out, q, ph.stores))
