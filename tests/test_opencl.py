@@ -659,6 +659,7 @@ VECTOR_CASES = [  # (a shape, b shape, transpose b, form)
     ((19, 100), (30, 100), True, "dots"),         # x @ W.T: K % 16 = 4, N % 4 = 2
     ((128, 784), (512, 784), True, "dots"),       # the MLP's first Linear
     ((9, 20), (20, 7), False, "staged"),          # 7 columns: neither form applies
+    ((6, 60000), (60000, 7), False, "staged"),    # one output tile: K split over groups
 ]
 
 
@@ -691,6 +692,8 @@ def test_explicit_vector_matmul_forms(monkeypatch, a_shape, b_shape, bt, form, e
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
     (kind,) = _matmul_kinds(cf)
     assert kind.startswith(f"matmul {form}:"), kind
+    assert ("pieces" in kind) == (k >= 9000), kind
+    np.testing.assert_array_equal(cf(*args).numpy(), got)     # fixed reduction order
 
 
 @needs_device

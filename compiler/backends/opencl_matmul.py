@@ -378,14 +378,14 @@ def print_matmul_kernel(kernel: MatmulKernel, target, fp64):
     scratch = 0
     if pieces > 1:
         kind += f", K in {pieces} pieces of {tiles.kpiece}"
-        text += "\n" + _print_reduce(kernel, target, p, params, setup, pieces, launches)
+        text += "\n" + print_split_reduce(kernel, target, p, params, setup, pieces, launches)
         scratch = pieces * max(nbatch, 1) * M * N * dtype.itemsize
     printed = printed_kernel(kernel, kind, p, text, launches)
     printed.scratch = scratch        # bytes of split-K workspace (CLLaunch.scratch)
     return printed
 
 
-def _print_reduce(kernel, target, p, params, setup, pieces, launches):
+def print_split_reduce(kernel, target, p, params, setup, pieces, launches):
     """The second launch of a split-K product: one work-item per output adds the
     ``pieces`` partial sums in piece order, then runs the epilogue."""
     mv, nv = kernel.m, kernel.n
@@ -422,4 +422,4 @@ def _print_reduce(kernel, target, p, params, setup, pieces, launches):
 
 
 __all__ = ["print_matmul_kernel", "choose_tiles", "split_k", "Tiles", "stage_block", "bind_batch",
-           "walks_along_k", "at_output", "store_epilogue"]
+           "walks_along_k", "at_output", "store_epilogue", "print_split_reduce"]

@@ -22,7 +22,9 @@ vector when it moves by one element per lane). One of three forms, by the operan
 
 Rows and columns past the matrix edges are computed from clamped (valid) positions and
 not stored. The epilogue (bias, activation) runs per element from a private copy of
-the accumulators. No split-K: few output tiles run on fewer work-items, slower but exact.
+the accumulators. The staged form splits a long K over work-groups when the output
+tiles are few (a convolution's weight gradient), with ``opencl_matmul``'s deterministic
+reduce launch (LeNet's step on PoCL: 20 -> 13 ms).
 """
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ import math
 from ..dtypes import float32
 from ..kernel_ir.kernels import MatmulKernel
 from .opencl_loops import Launch, _function, cv, next_pow2, printed_kernel
-from .opencl_matmul import at_output, bind_batch, stage_block, store_epilogue, walks_along_k
+from .opencl_matmul import (at_output, bind_batch, print_split_reduce, split_k, stage_block,
+                            store_epilogue, walks_along_k)
 from .opencl_printer import ExprPrinter, Lines, buffer_params
 from .opencl_vector import VectorPrinter, vector_values
 
@@ -99,15 +102,15 @@ def _clamped(out, name, base, i, size, exact):
     return name
 
 
-def _epilogue(pr, kernel, rows, cols, m_first, n_first, guard_m, guard_n):
-    """The kernel's stores for each of the work-item's ``rows x cols`` outputs, reading
-    the sum from ``cb[r][j]`` (output ``(m_first + r, n_first + j)``)."""
+def _epilogue(pr, kernel, rows, cols, m_first, n_first, guard_m, guard_n, body=None):
+    """The kernel's stores (or ``body()``) for each of the work-item's ``rows x cols``
+    outputs, reading the sum from ``cb[r][j]`` (output ``(m_first + r, n_first + j)``)."""
     out, p = pr.out, pr.p
     out.open(f"for (int r = 0; r < {rows}; r++)")
     out.open(f"for (int j = 0; j < {cols}; j++)")
     p.push()
     at_output(out, p, kernel, f"{m_first} + r", f"{n_first} + j", guard_m, guard_n,
-              lambda: store_epilogue(p, kernel, "cb[r][j]"))
+              body or (lambda: store_epilogue(p, kernel, "cb[r][j]")))
     p.pop()
     out.close()
     out.close()
@@ -159,7 +162,7 @@ def _print_rows(kernel, target, nbatch):
     wx = _group(items_n)
     launch = Launch(kernel.name, (items_n, items_m, nbatch), (wx, 1, 1))
     kind = f"matmul rows: {rm}x{cols} per work-item as float16, groups of {wx}"
-    return pr, params, launch, kind, (wx, 1)
+    return pr, params, [launch], kind, (wx, 1), "", 0
 
 
 def _print_dots(kernel, target, nbatch):
@@ -202,7 +205,7 @@ def _print_dots(kernel, target, nbatch):
     _epilogue(pr, kernel, rm, rn, "m0", "n0", M % rm != 0, items_n * rn != N)
     launch = Launch(kernel.name, (items_n, items_m, nbatch), (wx, 1, 1))
     kind = f"matmul dots: {rm}x{rn} per work-item, float16 partial sums over k, groups of {wx}"
-    return pr, params, launch, kind, (wx, 1)
+    return pr, params, [launch], kind, (wx, 1), "", 0
 
 
 def staged_tiles(m, n, k, batch, target):
@@ -235,16 +238,29 @@ def _print_staged(kernel, target, nbatch):
     rm, rv, wx, wy, tk = staged_tiles(M, N, K, nbatch, target)
     cols = LANES * rv
     tm, tn = wy * rm, wx * cols
+    # split-K as in opencl_matmul: too few output tiles (a convolution's weight gradient:
+    # 6 x 25 outputs over K = 50176) would leave all of K to one work-group
+    tiles = nbatch * -(-M // tm) * -(-N // tn)
+    pieces, kpiece = split_k(tiles, K, tk, 2 * nbatch * M * N * K, target)
     pr = _Printers(kernel, target)
     out, p = pr.out, pr.p
-    params = _begin(pr, kernel, "get_group_id(2)")
+    params = _begin(pr, kernel, f"get_group_id(2) / {pieces}L" if pieces > 1 else "get_group_id(2)")
+    if pieces > 1:
+        params = params + ["__global float* restrict ws"]
+        if not kernel.batch:
+            out.emit("const long bt = 0;")
+        out.emit(f"const long kp = get_group_id(2) % {pieces}L;")
+        out.emit(f"const long kbeg = kp * {kpiece}L, kend = min(kbeg + {kpiece}L, {K}L);")
     out.emit(f"const int tx = get_local_id(0), ty = {'get_local_id(1)' if wy > 1 else '0'};")
     out.emit(f"const long n0 = get_group_id(0) * {tn}L, m0 = get_group_id(1) * {tm}L;")
     out.emit(f"__local float As[{tm}][{tk}];")
     out.emit(f"__local float Bs[{tk}][{tn}];")
     for i in range(rm):
         out.emit(" ".join(f"float16 c{i}_{v} = (float16)(0.0f);" for v in range(rv)))
-    out.open(f"for (long k0 = 0; k0 < {K}L; k0 += {tk}L)")
+    if pieces > 1:
+        out.open(f"for (long k0 = kbeg; k0 < kend; k0 += {tk}L)")
+    else:
+        out.open(f"for (long k0 = 0; k0 < {K}L; k0 += {tk}L)")
     # A[m, k] staged row-major as As[m][k] (a row's k values are what a work-item
     # broadcasts), B[k, n] as Bs[k][n] (a work-item's columns are one vector load)
     stage_block(out, p, kernel.a, mv, kv, M, K, "m0", "k0", "As", walks_along_k(kernel.a, mv, kv),
@@ -265,23 +281,35 @@ def _print_staged(kernel, target, nbatch):
     for i in range(rm):
         for v in range(rv):
             out.emit(f"vstore16(c{i}_{v}, 0, &cb[{i}][{LANES * v}]);")
+    partial = None
+    if pieces > 1:        # this piece's partial sums go to its plane of the workspace
+        def partial():
+            out.emit(f"ws[(kp * {nbatch}L + bt) * {M * N}L + {cv(mv)} * {N}L + {cv(nv)}] "
+                     f"= cb[r][j];")
     _epilogue(pr, kernel, rm, cols, f"m0 + ty * {rm}", f"n0 + tx * {cols}", M % tm != 0,
-              N % tn != 0)
-    launch = Launch(kernel.name, (-(-N // tn) * wx, -(-M // tm) * wy, nbatch), (wx, wy, 1))
+              N % tn != 0, partial)
+    launches = [Launch(kernel.name, (-(-N // tn) * wx, -(-M // tm) * wy, nbatch * pieces),
+                       (wx, wy, 1))]
     kind = (f"matmul staged: tile {tm}x{tn}x{tk}, {rm}x{cols} per work-item as float16, "
             f"{wx}x{wy} work-items")
-    return pr, params, launch, kind, (wx, wy)
+    extra, scratch = "", 0
+    if pieces > 1:
+        kind += f", K in {pieces} pieces of {kpiece}"
+        _, setup = buffer_params(kernel)
+        extra = print_split_reduce(kernel, target, p, params, setup, pieces, launches)
+        scratch = pieces * nbatch * M * N * 4
+    return pr, params, launches, kind, (wx, wy), extra, scratch
 
 
 def print_vector_matmul(kernel: MatmulKernel, target):
     nbatch = max(math.prod(v.size for v in kernel.batch), 1)
     form = matmul_form(kernel)
     printer = {"rows": _print_rows, "dots": _print_dots, "staged": _print_staged}[form]
-    pr, params, launch, kind, local = printer(kernel, target, nbatch)
-    text = _function(kernel.name, params, pr.out, local)
+    pr, params, launches, kind, local, extra, scratch = printer(kernel, target, nbatch)
+    text = _function(kernel.name, params, pr.out, local) + (f"\n{extra}" if extra else "")
     pr.p.helpers |= pr.q.helpers
-    printed = printed_kernel(kernel, kind, pr.p, text, [launch])
-    printed.scratch = 0
+    printed = printed_kernel(kernel, kind, pr.p, text, launches)
+    printed.scratch = scratch      # bytes of split-K workspace (CLLaunch.scratch)
     return printed
 
 
