@@ -263,6 +263,15 @@ def bind_batch(out, p, batch, bt):
         stride *= v.size
 
 
+def open_k_steps(out, pieces, K, tk):
+    """Open the loop over the ``tk``-deep steps of k: all of K, or (split-K) this group's
+    piece ``[kbeg, kend)``."""
+    if pieces > 1:
+        out.open(f"for (long k0 = kbeg; k0 < kend; k0 += {tk}L)")
+    else:
+        out.open(f"for (long k0 = 0; k0 < {K}L; k0 += {tk}L)")
+
+
 def store_epilogue(p, kernel, acc):
     """The kernel's epilogue stores for the output whose sum is the C value ``acc``."""
     p.accs["acc"] = acc
@@ -333,10 +342,7 @@ def print_matmul_kernel(kernel: MatmulKernel, target, fp64):
     out.emit(f"__local {ty} Bs[{tk}][{tn + pad}];")
     for i in range(rm):
         out.emit(" ".join(f"{ty} c{i}_{j} = {literal(0, dtype)};" for j in range(rn)))
-    if pieces > 1:
-        out.open(f"for (long k0 = kbeg; k0 < kend; k0 += {tk}L)")
-    else:
-        out.open(f"for (long k0 = 0; k0 < {K}L; k0 += {tk}L)")
+    open_k_steps(out, pieces, K, tk)
     # A[m, k] staged as As[k][m]; B[k, n] as Bs[k][n]
     stage_block(out, p, kernel.a, mv, kv, M, K, "m0", "k0", "As", fast_a, wx, wy, tm, tk, dtype,
                 row_major=a_mk)
@@ -422,4 +428,4 @@ def print_split_reduce(kernel, target, p, params, setup, pieces, launches):
 
 
 __all__ = ["print_matmul_kernel", "choose_tiles", "split_k", "Tiles", "stage_block", "bind_batch",
-           "walks_along_k", "at_output", "store_epilogue", "print_split_reduce"]
+           "walks_along_k", "at_output", "store_epilogue", "print_split_reduce", "open_k_steps"]

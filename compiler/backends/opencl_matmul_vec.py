@@ -33,8 +33,8 @@ import math
 from ..dtypes import float32
 from ..kernel_ir.kernels import MatmulKernel
 from .opencl_loops import Launch, _function, cv, next_pow2, printed_kernel
-from .opencl_matmul import (at_output, bind_batch, print_split_reduce, split_k, stage_block,
-                            store_epilogue, walks_along_k)
+from .opencl_matmul import (at_output, bind_batch, open_k_steps, print_split_reduce, split_k,
+                            stage_block, store_epilogue, walks_along_k)
 from .opencl_printer import ExprPrinter, Lines, buffer_params
 from .opencl_vector import VectorPrinter, vector_values
 
@@ -257,10 +257,7 @@ def _print_staged(kernel, target, nbatch):
     out.emit(f"__local float Bs[{tk}][{tn}];")
     for i in range(rm):
         out.emit(" ".join(f"float16 c{i}_{v} = (float16)(0.0f);" for v in range(rv)))
-    if pieces > 1:
-        out.open(f"for (long k0 = kbeg; k0 < kend; k0 += {tk}L)")
-    else:
-        out.open(f"for (long k0 = 0; k0 < {K}L; k0 += {tk}L)")
+    open_k_steps(out, pieces, K, tk)
     # A[m, k] staged row-major as As[m][k] (a row's k values are what a work-item
     # broadcasts), B[k, n] as Bs[k][n] (a work-item's columns are one vector load)
     stage_block(out, p, kernel.a, mv, kv, M, K, "m0", "k0", "As", walks_along_k(kernel.a, mv, kv),
