@@ -36,9 +36,8 @@ from .opencl_loops import Launch, _function, cv, next_pow2, printed_kernel
 from .opencl_matmul import (at_output, bind_batch, open_k_steps, print_split_reduce, split_k,
                             stage_block, store_epilogue, walks_along_k)
 from .opencl_printer import ExprPrinter, Lines, buffer_params
-from .opencl_vector import VectorPrinter, vector_values
+from .opencl_vector import LANES, VectorPrinter, vector_values
 
-LANES = 16
 ROWS_RM, ROWS_RV = 8, 2        # rows form: 8 rows x 2 vectors of 16 columns (16 zmm)
 DOTS_RM, DOTS_RN = 4, 4        # dots form: 4 x 4 outputs, one float16 of partial sums each
 GROUP = 4                      # work-items per group along n (measured best on PoCL 3.1)
@@ -46,10 +45,12 @@ STAGED_WX, STAGED_WY, STAGED_TK = 4, 8, 64
 
 
 def vector_matmul_applies(kernel: MatmulKernel) -> bool:
+    """float32 only (float64 keeps ``opencl_matmul``'s kernel)."""
     return kernel.dtype is float32
 
 
 def matmul_form(kernel: MatmulKernel) -> str:
+    """``rows``, ``dots`` or ``staged``: the first form the operands allow (module doc)."""
     if kernel.n.size % LANES == 0 and vector_values([kernel.b], kernel.n):
         return "rows"
     if kernel.k.size >= LANES and vector_values([kernel.a], kernel.k) \
