@@ -106,26 +106,45 @@ def train(net, epochs, forward=None, batch_size=64):
     return accuracy, step_times
 
 
-def step_time_ms(make_forward, steps=20, batch_size=64):
-    """Median milliseconds of a training step (after the first, which traces/compiles)."""
+def training_step(make_forward, batch_size=64):
+    """A fresh LeNet, compiled by ``make_forward``, and a function running one training
+    step on the next batch of digits; returns ``(step, forward)``."""
     torch.manual_seed(0)
     net = Net()
     forward = make_forward(net)
     x_train, y_train, _, _ = digits.load(32)
     one_hot = np.eye(10, dtype=np.float32)
+    batches = list(digits.batches(x_train, y_train, batch_size, np.random.default_rng(0)))
     optimizer = optim.SGD(net.parameters(), lr=0.01)
-    times = []
-    for i, (xb, yb) in enumerate(digits.batches(x_train, y_train, batch_size,
-                                                np.random.default_rng(0))):
-        if i == steps + 1:
-            break
-        start = time.perf_counter()
+    position = [0]
+
+    def step():
+        xb, yb = batches[position[0] % len(batches)]
+        position[0] += 1
         optimizer.zero_grad()
         nn.MSELoss()(forward(torch.from_numpy(xb)), torch.from_numpy(one_hot[yb])).backward()
         optimizer.step()
-        times.append(time.perf_counter() - start)
-    kernels = forward.kernel_count() if hasattr(forward, "kernel_count") else None
-    return 1e3 * float(np.median(times[1:])), kernels
+    return step, forward
+
+
+def step_times_ms(steps, per_mode=21, rounds=3, settle_s=0.15):
+    """Median milliseconds of each mode's training step. The modes take turns in
+    ``rounds`` blocks, each after ``settle_s`` of untimed steps, so that a busy moment of
+    the machine, or threads the previous mode left spinning, hit every mode alike (the
+    method of ``kiln bench``)."""
+    for step in steps.values():
+        step()                               # traces and compiles
+    times = {mode: [] for mode in steps}
+    for _ in range(rounds):
+        for mode, step in steps.items():
+            until = time.perf_counter() + settle_s
+            while time.perf_counter() < until:
+                step()
+            for _ in range(-(-per_mode // rounds)):
+                start = time.perf_counter()
+                step()
+                times[mode].append(time.perf_counter() - start)
+    return {mode: 1e3 * float(np.median(t)) for mode, t in times.items()}
 
 
 def main():
@@ -133,18 +152,20 @@ def main():
     net = Net()
     tutorial(net)
 
-    print("\nOne training step, batch 64 (median of 20):")
-    results = {
-        "eager": step_time_ms(lambda net: net),
-        "compiled, unfused": step_time_ms(lambda net: torch.compile(net, fuse=False)),
-        "compiled, fused": step_time_ms(lambda net: torch.compile(net)),
+    print("\nOne training step, batch 64 (median of 21, modes taking turns):")
+    made = {
+        "eager": training_step(lambda net: net),
+        "compiled, unfused": training_step(lambda net: torch.compile(net, fuse=False)),
+        "compiled, fused": training_step(lambda net: torch.compile(net)),
     }
-    for mode, (ms, kernels) in results.items():
+    ms = step_times_ms({mode: step for mode, (step, _) in made.items()})
+    for mode, (_, forward) in made.items():
+        kernels = forward.kernel_count() if hasattr(forward, "kernel_count") else None
         count = f"{kernels} kernels (forward + backward)" if kernels is not None else "-"
-        print(f"  {mode:18s} {ms:8.2f} ms   {count}")
-    eager_ms, fused_ms = results["eager"][0], results["compiled, fused"][0]
-    print(f"  fused is {eager_ms / fused_ms:.1f}x faster than eager, "
-          f"{results['compiled, unfused'][0] / fused_ms:.1f}x faster than unfused")
+        print(f"  {mode:18s} {ms[mode]:8.2f} ms   {count}")
+    fused_ms = ms["compiled, fused"]
+    print(f"  fused is {ms['eager'] / fused_ms:.1f}x faster than eager, "
+          f"{ms['compiled, unfused'] / fused_ms:.1f}x faster than unfused")
 
     print("\nTraining the compiled (fused, LLVM) LeNet on the digits:")
     torch.manual_seed(0)
