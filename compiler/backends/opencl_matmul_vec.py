@@ -67,10 +67,10 @@ class _Printers:
         self.p = ExprPrinter(self.out, kernel.buffers, fp64=target.fp64, narrow_index=False)
         self.q = VectorPrinter(self.out, kernel.buffers, fp64=target.fp64, narrow_index=False)
         self.q.counter = 100000
+        self.q.vars = self.p.vars            # one set of bindings for both printers
 
     def bind(self, var, text):
         self.p.vars[var] = text
-        self.q.vars[var] = text
 
     def scalar(self, expr, binds):
         return self._value(self.p, expr, binds)
@@ -124,8 +124,6 @@ def _begin(pr, kernel, batch_id):
     if kernel.batch:
         pr.out.emit(f"const long bt = {batch_id};")
         bind_batch(pr.out, pr.p, list(kernel.batch), "bt")
-        for v in kernel.batch:
-            pr.q.vars[v] = pr.p.vars[v]
     return params
 
 
