@@ -22,15 +22,9 @@ from ..kernel_ir.kernels import LoopKernel, Reduce
 from .opencl_loops import (Launch, _function, choose_strategy, combine_group, cv, group_phase,
                            group_prologue, group_size, printed_kernel)
 from .opencl_printer import ExprPrinter, Lines
-from .opencl_vector import LANES, VTYPE, VectorPrinter, vector_values
+from .opencl_vector import LANES, VTYPE, VectorPrinter, vector_stores, vector_values
 
 IDENTITY = {"sum": "0.0f", "max": "(-INFINITY)", "min": "INFINITY"}
-
-
-def _contiguous_stores(kernel, stores, var):
-    return all(kernel.buffers[s.buffer].dtype is float32 and not s.index.has_dyn()
-               and s.index.coeff(var) == 1 and s.index.atoms().count(var) == 1
-               for s in stores)
 
 
 def rows_apply(kernel, target) -> bool:
@@ -49,7 +43,7 @@ def rows_apply(kernel, target) -> bool:
             if ph.op not in IDENTITY or ph.dtype is not float32:
                 return False
             values.append(ph.value)
-        if not _contiguous_stores(kernel, ph.stores, var) or not vector_values(values, var):
+        if not vector_stores(kernel, ph.stores, var) or not vector_values(values, var):
             return False
     return True
 

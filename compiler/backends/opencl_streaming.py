@@ -22,10 +22,9 @@ Comparisons only feed ``where`` (as ``select`` masks), never memory.
 """
 from __future__ import annotations
 
-from ..dtypes import float32
 from ..kernel_ir.kernels import LoopKernel, Reduce, streamable
 from .opencl_loops import item_entries, merged_printers, printed_kernel
-from .opencl_vector import LANES, VTYPE, VectorPrinter, vector_values
+from .opencl_vector import LANES, VTYPE, VectorPrinter, vector_stores, vector_values
 
 STREAM_BYTES = 8 << 20      # graph outputs at least this large are written around the cache
 
@@ -45,11 +44,8 @@ def stream_lanes(kernel, target) -> int:
     stores = [s for ph in kernel.phases for s in ph.stores]
     if var.size % LANES or not stores:
         return 0
-    for s in stores:
-        b = kernel.buffers[s.buffer]
-        if b.dtype is not float32 or s.index.has_dyn() or s.index.coeff(var) != 1 \
-                or s.index.atoms().count(var) != 1:
-            return 0
+    if not vector_stores(kernel, stores, var):
+        return 0
     if not any(streamable(kernel.buffers[s.buffer], s.index, var, STREAM_BYTES) for s in stores):
         return 0
     return LANES if vector_values([s.value for s in stores], var) else 0

@@ -29,6 +29,14 @@ def _lane_index(index, var) -> bool:
     return uses == 0 or (uses == 1 and index.coeff(var) == 1)
 
 
+def vector_stores(kernel, stores, var) -> bool:
+    """Every store writes float32 at consecutive elements for consecutive ``var`` (one
+    vector store per work-item)."""
+    return all(kernel.buffers[s.buffer].dtype is float32 and not s.index.has_dyn()
+               and s.index.coeff(var) == 1 and s.index.atoms().count(var) == 1
+               for s in stores)
+
+
 def vector_values(roots, var) -> bool:
     """Every value under ``roots`` is float32 arithmetic with a vector form, or a
     comparison of float32 values that only serves as a ``where`` condition."""
@@ -84,4 +92,5 @@ class VectorPrinter(ExprPrinter):
         return self._value(e)   # operators and built-ins are overloaded for vectors
 
 
-__all__ = ["LANES", "VTYPE", "MASK", "VECTOR_OPS", "vector_values", "VectorPrinter"]
+__all__ = ["LANES", "VTYPE", "MASK", "VECTOR_OPS", "vector_stores", "vector_values",
+           "VectorPrinter"]
