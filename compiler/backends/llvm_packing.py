@@ -245,32 +245,23 @@ class RunCopy:
 def pack_loops(w, p, kcur, live, full, inner_is_panel_dim, element):
     """Loops over (k < kcur) x (i < live) calling ``element(k, i)``, then zero-fill
     i in [live, full). The operand's unit-stride dimension goes innermost."""
-    def k_outer(i_start, i_end, fill):
-        def kb(k, _):
+    def nest(i_start, i_end, fill, k_innermost):
+        """Two loops over k in [0, kcur) and i in [i_start, i_end), in the given order."""
+        k_loop, i_loop = ("0", kcur, "pk"), (i_start, i_end, "pi")
+        (o_start, o_end, o_hint), (n_start, n_end, n_hint) = \
+            (i_loop, k_loop) if k_innermost else (k_loop, i_loop)
+
+        def outer(a, _):
             p.push()
 
-            def ib(i, _):
+            def inner(b, _):
                 p.push()
-                element(k, i, fill)
+                element(*((b, a) if k_innermost else (a, b)), fill)
                 p.pop()
                 return []
-            w.loop(i_start, i_end, ib, hint="pi")
+            w.loop(n_start, n_end, inner, hint=n_hint)
             p.pop()
             return []
-        w.loop("0", kcur, kb, hint="pk")
-
-    def i_outer(i_start, i_end, fill):
-        def ib(i, _):
-            p.push()
-
-            def kb(k, _):
-                p.push()
-                element(k, i, fill)
-                p.pop()
-                return []
-            w.loop("0", kcur, kb, hint="pk")
-            p.pop()
-            return []
-        w.loop(i_start, i_end, ib, hint="pi")
-    (k_outer if inner_is_panel_dim else i_outer)("0", live, False)
-    k_outer(live, str(full), True)
+        w.loop(o_start, o_end, outer, hint=o_hint)
+    nest("0", live, False, k_innermost=not inner_is_panel_dim)
+    nest(live, str(full), True, k_innermost=False)
