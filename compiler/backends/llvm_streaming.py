@@ -116,11 +116,43 @@ def flush_tiles(p: ExprPrinter, stores, tiles, var, first, count):
     p.pop()
 
 
+def aligned_start(p: ExprPrinter, stores, tiles, var, start, end):
+    """Store the elements before the first streamed store's first 64-byte boundary in
+    place, and return where the tiles begin: from there every tile (a multiple of 64
+    bytes) starts on a boundary, so each chunk has at most two partly written lines.
+    (Letting every tile find its own boundary leaves a line written half by ordinary and
+    half by streaming stores at each tile edge: 12% slower on W1 when NumPy's 16-byte
+    aligned output is not 64-byte aligned.)"""
+    w = p.w
+    k = min(tiles)
+    s, size = stores[k], p.buffers[stores[k].buffer].dtype.itemsize
+    p.push()
+    p.vars[var] = start
+    addr = w.op(f"ptrtoint ptr {p.address(s.buffer, s.index)} to i64", "al")
+    p.pop()
+    gap = w.op(f"sub i64 0, {addr}", "al")
+    gap = w.op(f"and i64 {gap}, 63", "al")
+    head = w.op(f"udiv i64 {gap}, {size}", "al")
+    first = w.op(f"add i64 {start}, {head}", "al")
+    first = w.op(f"call i64 @llvm.smin.i64(i64 {first}, i64 {end})", "al")
+
+    def element(i, _):
+        p.push()
+        p.vars[var] = i
+        for st in stores:
+            emit_store(p, st)
+        p.pop()
+        return []
+    w.loop(start, first, element, hint="hd")
+    return first
+
+
 def emit_streamed_range(p: ExprPrinter, start, end, var, stores):
     """Elements ``[start, end)`` of an elementwise kernel, ``STREAM_TILE`` at a time: compute
     a tile (a vectorised loop writing the stack), then stream it to memory."""
     w = p.w
     tiles = tiles_for(p, stores, var, STREAM_TILE)
+    start = aligned_start(p, stores, tiles, var, start, end)
     n = w.op(f"sub i64 {end}, {start}", "sn")
     ntiles = w.spans(n, STREAM_TILE, "ntiles")
 
