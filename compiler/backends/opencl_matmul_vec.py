@@ -36,7 +36,8 @@ from .opencl_loops import Launch, _function, cv, next_pow2, printed_kernel
 from .opencl_matmul import (at_output, bind_batch, open_k_steps, print_split_reduce, split_k,
                             stage_block, store_epilogue, walks_along_k)
 from .opencl_printer import ExprPrinter, Lines, buffer_params
-from .opencl_vector import LANES, VectorPrinter, vector_values
+from ..kernel_ir.lanes import LANES, vector_values
+from .opencl_vector import VectorPrinter
 
 ROWS_RM, ROWS_RV = 8, 2        # rows form: 8 rows x 2 vectors of 16 columns (16 zmm)
 DOTS_RM, DOTS_RN = 4, 4        # dots form: 4 x 4 outputs, one float16 of partial sums each

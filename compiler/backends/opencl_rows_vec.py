@@ -22,7 +22,8 @@ from ..kernel_ir.kernels import LoopKernel, Reduce
 from .opencl_loops import (Launch, _function, choose_strategy, combine_group, cv, group_phase,
                            group_prologue, group_size, printed_kernel)
 from .opencl_printer import ExprPrinter, Lines
-from .opencl_vector import LANES, VTYPE, VectorPrinter, vector_stores, vector_values
+from ..kernel_ir.lanes import LANES, vector_stores, vector_values
+from .opencl_vector import VTYPE, VectorPrinter
 
 IDENTITY = {"sum": "0.0f", "max": "(-INFINITY)", "min": "INFINITY"}
 

@@ -23,8 +23,9 @@ Comparisons only feed ``where`` (as ``select`` masks), never memory.
 from __future__ import annotations
 
 from ..kernel_ir.kernels import LoopKernel, Reduce, streamable
+from ..kernel_ir.lanes import LANES, vector_stores, vector_values
 from .opencl_loops import item_entries, merged_printers, printed_kernel
-from .opencl_vector import LANES, VTYPE, VectorPrinter, vector_stores, vector_values
+from .opencl_vector import VTYPE, VectorPrinter
 
 STREAM_BYTES = 8 << 20      # graph outputs at least this large are written around the cache
 
