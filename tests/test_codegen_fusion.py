@@ -376,6 +376,95 @@ def test_large_outputs_stream_past_the_cache(monkeypatch):
         assert fused.num_kernels == 1 and "!nontemporal" in fused.kernels[0].source
 
 
+SPECIAL = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-30, -1e-30, 88.0, -88.0, 100.0,
+                    -100.0, 1e-45, 3.4e38, 0.5, -0.5, 0.625, -0.625], np.float32)
+VECTOR_UNARY = [("exp", None), ("log", (0.01, 5)), ("log1p", (-0.9, 5)), ("sqrt", (0, 9)),
+                ("sin", None), ("cos", None), ("tanh", None), ("sigmoid", None), ("erf", None),
+                ("abs", None), ("neg", None), ("floor", None), ("trunc", None), ("relu", None)]
+
+
+def streamed_vector_check(b, arrays, tol=dict(rtol=2e-5, atol=2e-5)):
+    """Run ``b.g`` fused and unfused with every output streamed, on the arrays as given
+    and shifted off their alignment by one element; the fused kernel must have used the
+    explicit-vector form."""
+    fused, _ = run_both(b.g, arrays, tol)
+    source = fused.kernels[-1].source       # (no stack tile: straight from the registers)
+    assert "store <16 x float>" in source and "!nontemporal" in source, fused.kernels[-1].name
+    assert "alloca" not in source, fused.kernels[-1].name
+    shifted = [np.concatenate([v[:1], v])[1:] for v in arrays]
+    with np.errstate(all="ignore"):
+        want = interpreter.run(b.g, shifted)
+    np.testing.assert_allclose(fused.run(shifted)[0], want[0], **tol)
+
+
+@pytest.mark.parametrize("op,domain", VECTOR_UNARY)
+def test_streamed_unary_ops_in_vector_registers(monkeypatch, op, domain):
+    """A float32 elementwise kernel with a streamed output is printed in ``<16 x float>``
+    registers (``llvm_vector``: the math helpers widened by ``llvm_math.widen``), with a
+    scalar head up to the output's 64-byte boundary and a scalar tail. Sizes around one
+    vector, special values, and an output off its alignment."""
+    from compiler.backends import llvm_streaming
+    if not llvm_streaming.STREAMING:
+        pytest.skip("streaming stores are only printed for x86-64")
+    monkeypatch.setattr(llvm_streaming, "STREAM_BYTES", 0)
+    lo, hi = domain or (-4, 4)
+    for n in (16, 17, 40, 1000, 2 * 1024 + 5):
+        x = RNG.uniform(lo, hi, n).astype(np.float32)
+        if n > 100 and domain is None:
+            x[:len(SPECIAL)] = SPECIAL
+        b = Builder(f"vector_{op}_{n}")
+        b.g.set_outputs([getattr(b, op)(b.input("x", (n,)))])
+        streamed_vector_check(b, [x])
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div", "maximum", "minimum", "pow"])
+def test_streamed_binary_ops_and_broadcasts_in_vector_registers(monkeypatch, op):
+    """Binary ops with both operands moving along the lanes, and with one broadcast (a
+    single element), then a ``where`` on a comparison."""
+    from compiler.backends import llvm_streaming
+    if not llvm_streaming.STREAMING:
+        pytest.skip("streaming stores are only printed for x86-64")
+    monkeypatch.setattr(llvm_streaming, "STREAM_BYTES", 0)
+    for xs, ys in (((1000,), (1000,)), ((1000,), (1,))):
+        x, y = rand(*xs, scale=2), rand(*ys, scale=2)
+        if op == "pow":
+            x = np.abs(x) + 0.1
+        b = Builder(f"vector_{op}")
+        vx, vy = b.input("x", xs), b.input("y", ys)
+        r = getattr(b, op)(vx, vy)
+        b.g.set_outputs([b.where(b.gt(vx, b.const(0.5)), r, b.mul(vx, b.const(3.0)))])
+        streamed_vector_check(b, [x, y], tol=dict(rtol=1e-5, atol=1e-5))
+
+
+def test_vector_form_only_for_float32_with_one_streamed_store(monkeypatch):
+    """float64 and int outputs, casts, and kernels that stream two outputs keep the
+    stack-tile form (``llvm_streaming.emit_streamed_range``)."""
+    from compiler.backends import llvm_streaming
+    if not llvm_streaming.STREAMING:
+        pytest.skip("streaming stores are only printed for x86-64")
+    monkeypatch.setattr(llvm_streaming, "STREAM_BYTES", 0)
+    cases = []
+    b = Builder("two_outputs")
+    x = b.input("x", (1000,))
+    e = b.exp(x)
+    b.g.set_outputs([e, b.add(e, x)])
+    cases.append((b, [rand(1000)]))
+    for dtype in (dt.float64, dt.int64):
+        b = Builder(f"vector_{dtype.name}")
+        x = b.input("x", (1000,), dtype)
+        b.g.set_outputs([b.mul(x, x)])
+        cases.append((b, [(rand(1000) * 9).astype(dtype.np)]))
+    b = Builder("vector_cast")
+    x = b.input("x", (1000,), dt.int64)
+    b.g.set_outputs([b.cast(x, dtype=F32)])
+    cases.append((b, [np.arange(1000)]))
+    for b, arrays in cases:
+        fused, _ = run_both(b.g, arrays)
+        assert fused.num_kernels == 1, b.g.name
+        source = fused.kernels[0].source
+        assert "!nontemporal" in source and "alloca" in source, b.g.name    # a stack tile
+
+
 @pytest.mark.parametrize("stride", [1, 2])
 def test_implicit_gemm_conv_packs_window_runs(stride):
     """A stride-1 convolution's B panels are packed as runs of consecutive input elements

@@ -194,7 +194,7 @@ def print_loop_kernel(kernel: LoopKernel, symbol: str):
         if par:
             start, end = chunk_bounds(w, c, extent, chunks)
             if flat_streamed:
-                emit_streamed_range(p, start, end, par[0], kernel.phases[0].stores)
+                emit_streamed_range(p, kernel, start, end, par[0], kernel.phases[0].stores)
             else:
                 w.loop(start, end, outer_body, hint="f")
         else:

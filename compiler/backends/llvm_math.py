@@ -8,6 +8,7 @@ tests/test_codegen_math.py), well inside float32 test tolerances. float64 uses l
 """
 from __future__ import annotations
 
+import re
 import struct
 
 
@@ -245,18 +246,67 @@ declare float @llvm.fabs.f32(float)
 declare float @llvm.copysign.f32(float, float)"""
 
 
+# -- the same helpers on vectors -----------------------------------------------------
+VECTOR_LANES = 16
+_VECTOR = f"_v{VECTOR_LANES}f32"          # kiln_exp_f32 -> kiln_exp_v16f32
+_TYPES = r"(?:float|i32|i1)"
+_CONSTANT = r"(?:0x[0-9A-F]+|-?\d+(?:\.\d+)?)"
+_BINARY = re.compile(rf"^(\s*%\w+ = (?:[fi]cmp \w+|\w+)) ({_TYPES}) (\S+), (\S+)$")
+
+
+def widen(lines, lanes=VECTOR_LANES):
+    """A float32 helper's IR, computing ``lanes`` points at once: every ``float``, ``i32``
+    and ``i1`` value becomes a vector, constants become splats, and calls go to the
+    vector forms of intrinsics and helpers. (The helpers use a handful of instruction
+    shapes: binary operators and comparisons, whose operands share one type, and
+    instructions whose every operand is typed.) The vector helpers are thus the scalar
+    ones, not a second copy of the math to keep in step."""
+    def splat(ty, operand):      # (the mark keeps the splat's scalar type from widening)
+        return f"splat (\x00{ty} {operand})" if re.fullmatch(_CONSTANT, operand) else operand
+
+    out = []
+    for line in lines:
+        m = _BINARY.match(line)
+        if m:
+            head, ty, a, b = m.groups()
+            line = f"{head} {ty} {splat(ty, a)}, {splat(ty, b)}"
+        else:
+            line = re.sub(rf"(?<![%@.\w])({_TYPES}) ({_CONSTANT})\b(?!\.)",
+                          lambda c: f"{c[1]} {splat(c[1], c[2])}", line)
+        line = re.sub(rf"(?<![\x00%@.\w])({_TYPES})\b", rf"<{lanes} x \1>", line)
+        line = re.sub(r"@(llvm\.\w+)\.f32\b", rf"@\1.v{lanes}f32", line)
+        line = re.sub(r"@(kiln_\w+)_f32\b", rf"@\1_v{lanes}f32", line)
+        out.append(line.replace("\x00", ""))
+    return out
+
+
+def _definition(name):
+    """``(lines, callees)`` of helper ``name``, scalar or widened."""
+    if name.endswith(_VECTOR):
+        make, callees = HELPERS[name[:-len(_VECTOR)] + "_f32"]
+        return widen(make()), tuple(c[:-4] + _VECTOR for c in callees)
+    make, callees = HELPERS[name]
+    return make(), callees
+
+
 def helper_source(used) -> str:
     """Definitions of the helpers in ``used`` and those they call, in a stable order."""
-    need, stack = set(), list(used)
+    need, stack = {}, list(used)
     while stack:
         name = stack.pop()
-        if name in need:
-            continue
-        need.add(name)
-        stack.extend(HELPERS[name][1])
+        if name not in need:
+            need[name] = _definition(name)
+            stack.extend(need[name][1])
     out = []
-    for name in HELPERS:                 # registry order: deterministic text
-        if name in need:
-            out += HELPERS[name][0]()
-            out.append("")
+    for name in sorted(need):            # a deterministic text
+        out += need[name][0]
+        out.append("")
     return "\n".join(out)
+
+
+def intrinsic_declarations(used) -> str:
+    """The declarations the helpers in ``used`` need (the vector forms too if any helper
+    is a vector one)."""
+    if any(name.endswith(_VECTOR) for name in used):
+        return INTRINSICS + "\n" + "\n".join(widen(INTRINSICS.splitlines()))
+    return INTRINSICS

@@ -222,6 +222,18 @@ class ExprPrinter:
         return self.w.op(f"getelementptr inbounds {ty}, ptr {self.bufs[buffer]}, i64 {i}", "p")
 
     # -- values ----------------------------------------------------------------------
+    # Types, constants and intrinsic names of values go through these three methods, so
+    # that ``llvm_vector.VectorPrinter`` prints the same operations on whole vectors.
+    def lltype(self, dtype) -> str:
+        return lltype(dtype)
+
+    def literal(self, value, dtype) -> str:
+        return literal(value, dtype)
+
+    def suffix(self, dtype) -> str:
+        """The type suffix of intrinsic and helper names: ``llvm.exp.f32``."""
+        return {"float": "f32", "double": "f64", "i64": "i64", "i32": "i32"}[lltype(dtype)]
+
     def value(self, e: ex.Expr) -> str:
         if e.op == "const":
             return literal(e.args[0], e.dtype)
@@ -252,7 +264,7 @@ class ExprPrinter:
 
     def _value(self, e):
         w, op, t = self.w, e.op, e.dtype
-        ty = lltype(t)
+        ty = self.lltype(t)
         if op == "load":
             buffer, index, guards, fill = e.args
             if not guards:
@@ -285,7 +297,7 @@ class ExprPrinter:
             return self.in_range(*e.args)
         if op == "where":
             c, a, b = (self.value(x) for x in e.args)
-            return w.op(f"select i1 {c}, {ty} {a}, {ty} {b}", "w")
+            return w.op(f"select {self.lltype(bool_)} {c}, {ty} {a}, {ty} {b}", "w")
         if op == "cast":
             return self._cast(self.value(e.args[0]), e.args[0].dtype, t)
         if op in ex.COMPARE:
@@ -297,9 +309,8 @@ class ExprPrinter:
         raise NotImplementedError(f"LLVM printer: no rule for expression op {op!r}")
 
     def _intrinsic(self, name, t, *args):
-        ty = lltype(t)
-        suffix = {"float": "f32", "double": "f64", "i64": "i64", "i32": "i32"}[ty]
-        fn = f"llvm.{name}.{suffix}"
+        ty = self.lltype(t)
+        fn = f"llvm.{name}.{self.suffix(t)}"
         self.declare(f"declare {ty} @{fn}({', '.join([ty] * len(args))})")
         return self.w.op(f"call {ty} @{fn}({', '.join(f'{ty} {a}' for a in args)})", name[:4])
 
@@ -334,7 +345,7 @@ class ExprPrinter:
     def _compare(self, op, a, b):
         t = a.dtype
         x, y = self.value(a), self.value(b)
-        ty = lltype(t)
+        ty = self.lltype(t)
         if t.category == FLOAT:
             pred = {"eq": "oeq", "ne": "une", "lt": "olt", "le": "ole", "gt": "ogt", "ge": "oge"}[op]
             return self.w.op(f"fcmp {pred} {ty} {x}, {y}", "cmp")
@@ -345,7 +356,7 @@ class ExprPrinter:
 
     def _unary(self, op, x, src, t):
         w = self.w
-        ty = lltype(t)
+        ty = self.lltype(t)
         if op == "not":
             return w.op(f"xor i1 {x}, true", "not")
         if t is bool_ and op in ("neg", "abs", "sign", "floor", "trunc"):
@@ -381,7 +392,7 @@ class ExprPrinter:
             s = w.op(f"select i1 {n}, {ty} {mone}, {ty} {x}", "c")
             return w.op(f"select i1 {p}, {ty} {one}, {ty} {s}", "sign")
         if t is float32 and op in ("exp", "log", "tanh", "sigmoid", "log1p", "erf"):
-            return self._helper(f"kiln_{op}_f32", ty, x)
+            return self._helper(f"kiln_{op}_{self.suffix(t)}", ty, x)
         if op in ("exp", "log", "sin", "cos"):
             return self._intrinsic(op, t, x)
         if op == "sigmoid":
@@ -395,7 +406,7 @@ class ExprPrinter:
 
     def _binary(self, op, a, b, t):
         w = self.w
-        ty = lltype(t)
+        ty = self.lltype(t)
         if t is bool_:
             llop = {"add": "or", "mul": "and", "sub": "xor", "and": "and", "or": "or",
                     "max": "or", "min": "and"}.get(op)
@@ -572,13 +583,13 @@ def emit_store(p: ExprPrinter, s):
 
 def module_text(kernel, symbol, body_text, printer, kind):
     """Header comment, wrapper, body, helper functions and declarations."""
-    from .llvm_math import INTRINSICS, helper_source
+    from .llvm_math import helper_source, intrinsic_declarations
     decls = set(printer.declares)
     decls.add("declare i64 @llvm.smin.i64(i64, i64)")
     parts = [kernel_header(kernel, kind), wrapper(symbol, kernel.buffers), body_text]
     if printer.helpers:
         parts.append(helper_source(printer.helpers))
-        decls.update(INTRINSICS.splitlines())
+        decls.update(intrinsic_declarations(printer.helpers).splitlines())
     parts.append("\n".join(sorted(decls)))
     if printer.nontemporal:
         parts.append("!0 = !{i32 1}")
