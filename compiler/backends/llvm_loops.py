@@ -18,8 +18,7 @@ from ..kernel_ir.kernels import LoopKernel, Reduce, ScatterKernel
 from .llvm_printer import (ExprPrinter, FunctionWriter, better, body_signature, chunk_bounds,
                            chunk_loop, combine, emit_store, identity, local_buffers, lltype,
                            useful_chunks)
-from .llvm_streaming import (emit_streamed_range, flush_tiles, pointwise_streams, store_or_tile,
-                             stream_fence, tiles_for)
+from .llvm_streaming import emit_streamed_range, pointwise_streams, stream_fence, streams
 
 
 def column_reduction(kernel: LoopKernel):
@@ -194,7 +193,7 @@ def print_loop_kernel(kernel: LoopKernel, symbol: str):
         if par:
             start, end = chunk_bounds(w, c, extent, chunks)
             if flat_streamed:
-                emit_streamed_range(p, kernel, start, end, par[0], kernel.phases[0].stores)
+                emit_streamed_range(p, start, end, par[0], kernel.phases[0].stores)
             else:
                 w.loop(start, end, outer_body, hint="f")
         else:
@@ -240,25 +239,13 @@ def emit_reduce(p: ExprPrinter, ph: Reduce):
     p.accs[ph.acc] = final[1] if arg else final[0]
 
 
-MAX_STREAMED_ROW = 16384
-
-
 def emit_store_loop(p: ExprPrinter, ph):
     w = p.w
     dims = list(ph.dims)
-    if len(dims) == 1 and dims[0].size <= MAX_STREAMED_ROW:   # a row: stream it if it is
-        var = dims[0]                                       # part of a large output
-        tiles = tiles_for(p, ph.stores, var, var.size)
-        if tiles:
-            def element(j, _):
-                p.push()
-                p.vars[var] = j
-                store_or_tile(p, ph.stores, tiles, j)
-                p.pop()
-                return []
-            w.loop("0", str(var.size), element, hint=var.name)
-            flush_tiles(p, ph.stores, tiles, var, "0", str(var.size))
-            return
+    if len(dims) == 1 and any(streams(p.buffers[s.buffer], s.index, dims[0])
+                              for s in ph.stores):     # a row of a large output
+        emit_streamed_range(p, "0", str(dims[0].size), dims[0], ph.stores)
+        return
 
     def nest(k):
         if k == len(dims):

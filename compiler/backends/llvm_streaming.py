@@ -2,13 +2,19 @@
 
 A kernel's store to a graph output of at least ``STREAM_BYTES`` (the kernel IR marks such
 buffers ``returned``: no later kernel of the graph reads them, and they could not stay
-cached anyway) goes through a small tile on the stack: a vectorised loop computes
-``STREAM_TILE`` elements (or one row) into it, then ``stream_copy`` writes the tile with
-aligned 64-byte non-temporal vector stores. Ordinary stores would first read every line
-they write (write-allocate): a third more memory traffic for a streaming kernel such as
-``x * sigmoid(x) * a + b``. Intermediates that the next kernel reads keep ordinary,
-cached stores. A kernel that streams fences (``stream_fence``) before it reports a chunk
-finished, since non-temporal stores are weakly ordered.
+cached anyway) is written with aligned 64-byte non-temporal vector stores, along the
+kernel's one parallel loop (an elementwise kernel) or along a row (a row kernel's store
+loop). Ordinary stores would first read every line they write (write-allocate): a third
+more memory traffic for a streaming kernel such as ``x * sigmoid(x) * a + b``.
+Intermediates that a later kernel reads keep ordinary, cached stores.
+
+Two forms, after a scalar head up to the output's first 64-byte boundary
+(``aligned_start``): float32 values with a vector form are computed 16 at a time in
+registers and each vector is streamed from its register (``emit_vector_range``,
+``llvm_vector``); anything else is computed ``STREAM_TILE`` elements at a time into a
+tile on the stack by a loop LLVM vectorises, which ``stream_copy`` then streams out. A
+kernel that streams fences (``stream_fence``) before it reports a chunk finished, since
+non-temporal stores are weakly ordered.
 """
 from __future__ import annotations
 
@@ -82,7 +88,7 @@ def stream_fence(p: ExprPrinter):
 
 
 def pointwise_streams(kernel, par, rest):
-    """A one-loop elementwise kernel with a streamed store (see ``llvm_printer.streams``)?"""
+    """A one-loop elementwise kernel with a streamed store (see ``streams``)?"""
     if len(par) != 1 or rest or len(kernel.phases) != 1:
         return False
     ph = kernel.phases[0]
@@ -148,12 +154,12 @@ def aligned_start(p: ExprPrinter, stores, k, var, start, end):
     return first
 
 
-def emit_streamed_range(p: ExprPrinter, kernel, start, end, var, stores):
-    """Elements ``[start, end)`` of an elementwise kernel that streams a store: in explicit
-    vectors where it can (``emit_vector_range``), else ``STREAM_TILE`` at a time: compute a
-    tile (a vectorised loop writing the stack), then stream it to memory."""
+def emit_streamed_range(p: ExprPrinter, start, end, var, stores):
+    """``stores`` at ``var`` in ``[start, end)``, where some store streams: in explicit
+    vectors if one store streams and every value has a vector form, else ``STREAM_TILE``
+    at a time through stack tiles."""
     streamed = [k for k, s in enumerate(stores) if streams(p.buffers[s.buffer], s.index, var)]
-    if len(streamed) == 1 and vector_stores(kernel, stores, var) \
+    if len(streamed) == 1 and vector_stores(p.buffers, stores, var) \
             and vector_values([s.value for s in stores], var):
         emit_vector_range(p, start, end, var, stores, streamed[0])
         return

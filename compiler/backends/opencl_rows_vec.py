@@ -44,7 +44,7 @@ def rows_apply(kernel, target) -> bool:
             if ph.op not in IDENTITY or ph.dtype is not float32:
                 return False
             values.append(ph.value)
-        if not vector_stores(kernel, ph.stores, var) or not vector_values(values, var):
+        if not vector_stores(kernel.buffers, ph.stores, var) or not vector_values(values, var):
             return False
     return True
 

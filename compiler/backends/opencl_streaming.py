@@ -45,7 +45,7 @@ def stream_lanes(kernel, target) -> int:
     stores = [s for ph in kernel.phases for s in ph.stores]
     if var.size % LANES or not stores:
         return 0
-    if not vector_stores(kernel, stores, var):
+    if not vector_stores(kernel.buffers, stores, var):
         return 0
     if not any(streamable(kernel.buffers[s.buffer], s.index, var, STREAM_BYTES) for s in stores):
         return 0

@@ -27,10 +27,10 @@ def lane_index(index, var) -> bool:
     return uses == 0 or (uses == 1 and index.coeff(var) == 1)
 
 
-def vector_stores(kernel, stores, var) -> bool:
+def vector_stores(buffers, stores, var) -> bool:
     """Every store writes float32 at consecutive elements for consecutive ``var`` (one
-    vector store per group of lanes)."""
-    return all(kernel.buffers[s.buffer].dtype is float32 and not s.index.has_dyn()
+    vector store per group of lanes); ``buffers`` is the kernel's list."""
+    return all(buffers[s.buffer].dtype is float32 and not s.index.has_dyn()
                and s.index.coeff(var) == 1 and s.index.atoms().count(var) == 1
                for s in stores)
 
