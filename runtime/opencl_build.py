@@ -38,7 +38,12 @@ class OpenCLBuildError(RuntimeError):
 
 
 def program_key(source: str, device, options: str = BUILD_OPTIONS) -> str:
-    return make_key("opencl", source, options, device.fingerprint(), f"kiln={kiln_version()}")
+    """The disk-cache key: the code without its comment lines, which name each kernel's
+    ops and the user's source lines (``KILN_DEBUG=4``) but do not change the binary.
+    (Hashing them too made a model called from another line, or a benchmark's parent
+    and child processes, compile everything again.)"""
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("//"))
+    return make_key("opencl", code, options, device.fingerprint(), f"kiln={kiln_version()}")
 
 
 def _log_of(prg, device):

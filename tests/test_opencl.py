@@ -394,15 +394,18 @@ CACHE_PROBE = """
 
 @needs_device
 def test_program_cache_reused_by_a_second_process_and_corruption_rebuilt(tmp_path):
+    """The second process calls the function from another line: the kernels' comments
+    name that line, but the cache key is the code alone, so it still loads every program
+    from disk (it used to compile them all again)."""
     env = {"KILN_CACHE_DIR": str(tmp_path)}
 
-    def probe():
-        out = run_python(CACHE_PROBE, env)
+    def probe(shift=0):
+        out = run_python("\n" * shift + textwrap.dedent(CACHE_PROBE), env)
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout.strip().splitlines()[-1])
     first = probe()
     assert first["ok"] and first["compiled"] >= 1 and first["from_disk"] == 0
-    second = probe()
+    second = probe(shift=3)
     assert second["ok"] and second["compiled"] == 0 and second["from_disk"] == first["compiled"]
     entries = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path) for f in fs
                if f.endswith(".kobj")]
