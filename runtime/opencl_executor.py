@@ -98,6 +98,7 @@ class CLExecutor:
         self.cl, self.program, self.device = cl, program, device
         self.ctx, self.queue = device.context, device.queue
         self.zero_copy = device.unified_memory
+        self._mapped = []           # outputs still mapped since the last call (see _unmap)
         self.align = max(device.base_align, 64)
         self._lock = threading.Lock()
         p, mf = program, cl.mem_flags
@@ -127,9 +128,12 @@ class CLExecutor:
                 n = _nbytes(shape, dtype)
                 self._device_io[slot] = cl.Buffer(self.ctx, mf.READ_WRITE, max(n, 64))
         # one kernel object per launch (argument state is per object), static arguments
-        # set once; remember where the per-call ones go
+        # set once; remember where the per-call ones go. Each kernel's whole argument list
+        # is kept and set in one typed ``set_args`` call: pyopencl sets a lone scalar
+        # argument (an offset) through a slow conversion, ~9 us each, which at a dozen
+        # per call was most of a small graph's fixed cost
         self._per_call = []                          # (kernel, arg index, slot)
-        self._set_args = {}                          # (kernel, arg index) -> binding set
+        self._args = {}                              # kernel -> its argument list
         self._recycle = {}                           # output slot -> (host array, binding)
         self.launches = {}                           # id(step) -> [(kernel, global, local, offset)]
         # one workspace for every step that needs one (steps run one after another on an
@@ -143,15 +147,19 @@ class CLExecutor:
                     for entry, glob, local, offset in step.kernels]
             self.launches[id(step)] = made
             for kernel, *_ in made:
+                args, types = [], [None, np.int64] * len(step.slots)
                 for k, slot in enumerate(step.slots):
                     if slot in self._dynamic:
                         self._per_call.append((kernel, 2 * k, slot))
+                        args += [self._dummy, 0]          # (bound at each call)
                     else:
-                        buf, off = self.binding[slot]
-                        kernel.set_arg(2 * k, buf)
-                        kernel.set_arg(2 * k + 1, np.int64(off))
+                        args += list(self.binding[slot])
                 if step.scratch:
-                    kernel.set_arg(2 * len(step.slots), self._scratch)
+                    args.append(self._scratch)
+                    types.append(None)
+                kernel.set_scalar_arg_dtypes(types)
+                kernel.set_args(*args)
+                self._args[kernel] = args
 
     # -- binding per call ------------------------------------------------------------
     def _wrap(self, x, writable):
@@ -224,12 +232,15 @@ class CLExecutor:
                     self.binding[slot] = (self._device_io[slot], 0)
                 self._recycle[slot] = (host, self.binding[slot], _owner(host))
             hosts[slot] = host
+        changed = {}
         for kernel, index, slot in self._per_call:
-            bound = self.binding[slot]
-            if self._set_args.get((kernel, index)) is not bound:
-                kernel.set_arg(index, bound[0])
-                kernel.set_arg(index + 1, np.int64(bound[1]))
-                self._set_args[(kernel, index)] = bound
+            buf, off = self.binding[slot]
+            args = self._args[kernel]
+            if args[index] is not buf or args[index + 1] != off:
+                args[index], args[index + 1] = buf, off
+                changed[kernel] = args
+        for kernel, args in changed.items():
+            kernel.set_args(*args)
         return hosts
 
     def _collect_outputs(self, hosts):
@@ -251,14 +262,21 @@ class CLExecutor:
         # every map queued first, then one wait (a blocking map per output cost a round
         # trip each: 50 us on PoCL)
         self.queue.finish()
-        for mapped in maps:
+        self._mapped = maps
+
+    def _unmap(self):
+        """Queue the unmapping of the previous call's outputs, ahead of anything else this
+        queue does with their buffers. The caller reads an output while it is mapped, as
+        the OpenCL memory model wants; unmapping then, rather than at once, saves the
+        wait for it (a round trip: ~40 us on PoCL) at every call."""
+        for mapped in self._mapped:
             mapped.base.release(self.queue)
-        if maps:
-            self.queue.finish()
+        self._mapped = []
 
     # -- reading and writing single values ---------------------------------------------
     def read(self, slot):
         """The current value of ``slot`` as a new host array (blocking)."""
+        self._unmap()
         shape, dtype = self.program.buffers[slot]
         host = np.empty(shape, dtype)
         if host.nbytes:
@@ -268,6 +286,7 @@ class CLExecutor:
         return host
 
     def write(self, slot, value):
+        self._unmap()
         shape, dtype = self.program.buffers[slot]
         host = np.ascontiguousarray(np.asarray(value).astype(dtype, copy=False).reshape(shape))
         if host.nbytes:
@@ -281,6 +300,7 @@ class CLExecutor:
         if len(inputs) != len(p.inputs):
             raise ValueError(f"compiled graph takes {len(p.inputs)} inputs, got {len(inputs)}")
         with self._lock:
+            self._unmap()
             inputs, keep = list(inputs), []
             self._bind_inputs(inputs, keep)
             hosts = self._bind_outputs()
