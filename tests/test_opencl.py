@@ -654,6 +654,41 @@ def test_output_buffers_are_reused_only_once_nothing_holds_them():
     np.testing.assert_allclose(again, x2 * 2.0)
 
 
+@needs_device
+def test_output_pool_serves_many_live_results_and_reuses_released_ones():
+    """A recurrent model holds one result per step until its backward pass: each output
+    slot pools the arrays it handed out, and every one that is free again is reused
+    (with its wrapped buffer, and the kernel arguments are rebound to it). Results still
+    held are never written; the unmapping of the last call's outputs, deferred to the
+    next call, leaves them readable."""
+    from compiler import dtypes as dt
+    from compiler.backends.registry import compile_graph
+    from compiler.ir import Graph
+    from runtime.opencl_executor import POOL_ENTRIES
+    g = Graph("steps")
+    x = g.add_input("x", (8, 32), dt.float32)
+    g.set_outputs([g.add_op("add", [x, g.add_const(np.asarray(1.0, np.float32))], {})])
+    exe = compile_graph(g, backend="opencl")
+    inputs = [np.full((8, 32), float(k), np.float32) for k in range(12)]
+    held = [exe.run([v])[0] for v in inputs]                   # all alive at once
+    for k, out in enumerate(held):
+        np.testing.assert_array_equal(out, k + 1.0)
+    addresses = {out.ctypes.data for out in held}
+    assert len(addresses) == len(held)
+    del held, out
+    executor = exe.executor
+    wrapped = []
+    real_wrap = executor._wrap
+    executor._wrap = lambda x, writable: (wrapped.append(writable), real_wrap(x, writable))[1]
+    again = [exe.run([v])[0] for v in inputs[:5]]              # served from the pool
+    assert {a.ctypes.data for a in again} <= addresses
+    assert True not in wrapped, "an output buffer was created although the pool had free ones"
+    for k, out in enumerate(again):
+        np.testing.assert_array_equal(out, k + 1.0)
+    many = [exe.run([inputs[0]])[0] for _ in range(POOL_ENTRIES + 3)]   # past the cap
+    assert all((m == 1.0).all() for m in many)
+
+
 # -- explicit-vector matmuls (CPU runtimes other than Intel's: PoCL) ------------------------
 VECTOR_CASES = [  # (a shape, b shape, transpose b, form)
     ((37, 50), (50, 64), False, "rows"),          # M not a multiple of the 8-row tile
