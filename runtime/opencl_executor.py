@@ -12,9 +12,10 @@ Bound per call: graph inputs and outputs, the only host transfers:
   *wrapped* (``CL_MEM_USE_HOST_PTR``, read-only) rather than copied. The wrap starts at
   the array's address rounded down to the device's base alignment and the offset
   argument skips the difference: runtimes copy host pointers that are not so aligned,
-  and NumPy's allocations usually are not. Outputs are fresh aligned host arrays,
-  wrapped the same way and mapped once after the last kernel so their bytes are
-  guaranteed visible to the host;
+  and NumPy's allocations usually are not. Outputs are aligned host arrays, wrapped
+  the same way, pooled per output for reuse once the caller lets go of them, and mapped
+  after the last kernel so their bytes are guaranteed visible to the host (unmapped at
+  the executor's next use);
 - elsewhere (GPUs), inputs are copied into per-slot device buffers and outputs copied
   back after the last kernel.
 
