@@ -73,6 +73,7 @@ class Device:
     fp64: bool
     unified_memory: bool          # host and device share memory: buffers can wrap host arrays
     base_align: int               # bytes; host pointers wrapped zero-copy must be aligned so
+    system_svm: bool = False      # fine-grain system SVM: kernels take any host pointer
     context: object = None
     queue: object = None
     extra: dict = field(default_factory=dict)
@@ -308,6 +309,10 @@ def _make_device(cl, index, p, d) -> Device:
         unified = bool(d.host_unified_memory)
     except Exception:  # noqa: BLE001 - removed from some OpenCL 2.x headers
         unified = _kind(cl, d) == "cpu"
+    try:
+        system_svm = bool(d.svm_capabilities & cl.device_svm_capabilities.FINE_GRAIN_SYSTEM)
+    except Exception:  # noqa: BLE001 - an OpenCL 1.x device
+        system_svm = False
     dev = Device(index=index, cl_device=d, platform=p.name.strip(), name=d.name.strip(),
                  kind=_kind(cl, d), driver=d.driver_version.strip(), version=d.version.strip(),
                  max_work_group_size=int(d.max_work_group_size),
@@ -315,7 +320,8 @@ def _make_device(cl, index, p, d) -> Device:
                  local_mem_size=int(d.local_mem_size), local_mem_is_real=local_real,
                  compute_units=int(d.max_compute_units),
                  fp64="cl_khr_fp64" in ext or bool(getattr(d, "double_fp_config", 0)),
-                 unified_memory=unified, base_align=max(int(d.mem_base_addr_align) // 8, 64))
+                 unified_memory=unified, base_align=max(int(d.mem_base_addr_align) // 8, 64),
+                 system_svm=system_svm and os.environ.get("KILN_OPENCL_SVM", "1") != "0")
     dev.context = cl.Context([d])
     dev.queue = cl.CommandQueue(dev.context)
     return dev

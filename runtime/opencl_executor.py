@@ -8,7 +8,11 @@ offsets become kernel arguments, so dead intermediates' bytes are reused and not
 between two kernels ever goes back to the host) and the constants (uploaded once).
 Bound per call: graph inputs and outputs, the only host transfers:
 
-- on devices that share memory with the host (CPU runtimes), an input array is
+- on devices with fine-grain *system* SVM (Intel's CPU runtime), kernels take host
+  pointers: inputs and outputs are passed as they are (``cl.SVM``), with no buffer
+  objects and no mapping (creating, mapping and unmapping buffers of W1's four 16 MiB
+  arrays cost 150-200 us a call). ``KILN_OPENCL_SVM=0`` turns this off;
+- on other devices that share memory with the host (CPU runtimes), an input array is
   *wrapped* (``CL_MEM_USE_HOST_PTR``, read-only) rather than copied. The wrap starts at
   the array's address rounded down to the device's base alignment and the offset
   argument skips the difference: runtimes copy host pointers that are not so aligned,
@@ -102,6 +106,7 @@ class CLExecutor:
         self.cl, self.program, self.device = cl, program, device
         self.ctx, self.queue = device.context, device.queue
         self.zero_copy = device.unified_memory
+        self.svm = self.zero_copy and device.system_svm   # kernels take host pointers
         self._mapped = []           # outputs still mapped since the last call (see _unmap)
         self.align = max(device.base_align, 64)
         self._lock = threading.Lock()
@@ -172,6 +177,8 @@ class CLExecutor:
         cl = self.cl
         if x.nbytes == 0:
             return self._dummy, 0
+        if self.svm:
+            return cl.SVM(x), 0
         addr = x.ctypes.data
         delta = addr % self.align
         if delta % x.itemsize:
@@ -223,21 +230,22 @@ class CLExecutor:
         """A host array (and its wrapped buffer) for every output. Each output slot keeps a
         pool of the arrays it handed out: one whose caller has let go of it and of every
         view of it (views hold the memory's owner, not the array) is used again, with its
-        buffer, instead of a new one. Creating a host-pointer buffer costs 100-160 us on
-        the CPU runtimes, and a recurrent model holds one output per time step until its
-        backward pass (W6: 64 calls a step)."""
+        buffer, instead of a new allocation and a new buffer; a recurrent model holds one
+        output per time step until its backward pass (W6: 64 calls a step). (An SVM
+        binding holds its array, so it is made at each call rather than pooled.)"""
         hosts = {}
         for slot in self._fresh:
             pool = self._pools.setdefault(slot, [])
             entry = next((e for e in pool if _unreferenced(e)), None)
             if entry is None:
                 host = self._output_array(slot)
-                binding = (self._wrap(host, writable=True) if self.zero_copy
-                           else (self._device_io[slot], 0))
+                binding = (None if self.svm else self._wrap(host, writable=True)
+                           if self.zero_copy else (self._device_io[slot], 0))
                 entry = (host, binding, _owner(host))
                 if len(pool) < POOL_ENTRIES:
                     pool.append(entry)
-            hosts[slot], self.binding[slot] = entry[0], entry[1]
+            hosts[slot] = entry[0]
+            self.binding[slot] = self._wrap(entry[0], writable=True) if self.svm else entry[1]
         changed = {}
         for kernel, index, slot in self._per_call:
             buf, off = self.binding[slot]
@@ -251,6 +259,9 @@ class CLExecutor:
 
     def _collect_outputs(self, hosts):
         cl = self.cl
+        if self.svm:         # the kernels wrote the host arrays: finishing makes it visible
+            self.queue.finish()
+            return
         if self.zero_copy:
             # wait for the kernels first: Intel's CPU runtime serves a blocking map that is
             # queued behind running kernels through a slow path (it doubled W1's time)
@@ -287,6 +298,10 @@ class CLExecutor:
         host = np.empty(shape, dtype)
         if host.nbytes:
             buf, off = self.binding[slot]
+            if isinstance(buf, self.cl.SVM):      # a host array: read it once kernels are done
+                self.queue.finish()
+                np.copyto(host, buf.mem.reshape(shape))
+                return host
             self.cl.enqueue_copy(self.queue, host, buf, src_offset=off * host.itemsize,
                                  is_blocking=True)
         return host
@@ -297,6 +312,10 @@ class CLExecutor:
         host = np.ascontiguousarray(np.asarray(value).astype(dtype, copy=False).reshape(shape))
         if host.nbytes:
             buf, off = self.binding[slot]
+            if isinstance(buf, self.cl.SVM):
+                self.queue.finish()
+                np.copyto(buf.mem.reshape(shape), host)
+                return
             self.cl.enqueue_copy(self.queue, buf, host, dst_offset=off * host.itemsize,
                                  is_blocking=True)
 
@@ -338,6 +357,9 @@ class CLExecutor:
                     out.append(value)
             for slot in self._dynamic:       # do not keep the caller's arrays alive
                 self.binding[slot] = None
+            if self.svm:                     # (nor through the argument lists' SVM objects)
+                for kernel, index, _ in self._per_call:
+                    self._args[kernel][index] = self._dummy
             return (out, produced) if capture else out
 
     def _host_call(self, step: HostCall):

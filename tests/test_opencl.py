@@ -677,16 +677,47 @@ def test_output_pool_serves_many_live_results_and_reuses_released_ones():
     assert len(addresses) == len(held)
     del held, out
     executor = exe.executor
-    wrapped = []
-    real_wrap = executor._wrap
-    executor._wrap = lambda x, writable: (wrapped.append(writable), real_wrap(x, writable))[1]
+    made = []
+    real_output_array = executor._output_array
+    executor._output_array = lambda slot: (made.append(slot), real_output_array(slot))[1]
     again = [exe.run([v])[0] for v in inputs[:5]]              # served from the pool
     assert {a.ctypes.data for a in again} <= addresses
-    assert True not in wrapped, "an output buffer was created although the pool had free ones"
+    assert not made, "an output array was allocated although the pool had free ones"
     for k, out in enumerate(again):
         np.testing.assert_array_equal(out, k + 1.0)
     many = [exe.run([inputs[0]])[0] for _ in range(POOL_ENTRIES + 3)]   # past the cap
     assert all((m == 1.0).all() for m in many)
+
+
+@needs_device
+def test_system_svm_passes_host_arrays_without_buffer_objects(monkeypatch):
+    """With fine-grain system SVM the kernels read and write the host arrays themselves:
+    no buffer object per call, any alignment (a view one element in), and ``read`` (the
+    check mode's) sees the kernels' writes."""
+    import pyopencl as cl
+    from compiler import dtypes as dt
+    from compiler.backends.registry import compile_graph
+    from compiler.ir import Graph
+    if not DEVICE.system_svm:
+        pytest.skip("the device has no fine-grain system SVM")
+    g = Graph("svm")
+    x = g.add_input("x", (1000,), dt.float32)
+    y = g.add_op("exp", [x], {})
+    g.set_outputs([g.add_op("mul", [y, x], {}), y])
+    exe = compile_graph(g, backend="opencl")
+    assert exe.executor.svm
+    created = []
+    real = cl.Buffer
+    monkeypatch.setattr(cl, "Buffer", lambda *a, **k: (created.append(a), real(*a, **k))[1])
+    base = np.random.default_rng(0).standard_normal(1001).astype(np.float32)
+    view = base[1:]                                  # 4 bytes past an allocation's start
+    for _ in range(3):
+        prod, e = exe.run([view])
+        np.testing.assert_allclose(e, np.exp(view), rtol=1e-6)
+        np.testing.assert_allclose(prod, np.exp(view) * view, rtol=1e-6)
+    assert not created
+    _, produced = exe.executor.run([view], capture=True)
+    assert any(np.allclose(v, np.exp(view) * view, rtol=1e-6) for v in produced.values())
 
 
 # -- explicit-vector matmuls (CPU runtimes other than Intel's: PoCL) ------------------------
