@@ -142,16 +142,21 @@ def aligned_start(p: ExprPrinter, stores, k, var, start, end):
     head = w.op(f"udiv i64 {gap}, {size}", "al")
     first = w.op(f"add i64 {start}, {head}", "al")
     first = w.op(f"call i64 @llvm.smin.i64(i64 {first}, i64 {end})", "al")
+    store_elements(p, stores, var, start, first, "hd")
+    return first
 
+
+def store_elements(p: ExprPrinter, stores, var, first, last, hint):
+    """``stores`` one element at a time, with ordinary stores, for ``var`` in
+    ``[first, last)`` (a head or a tail)."""
     def element(i, _):
         p.push()
         p.vars[var] = i
-        for st in stores:
-            emit_store(p, st)
+        for s in stores:
+            emit_store(p, s)
         p.pop()
         return []
-    w.loop(start, first, element, hint="hd")
-    return first
+    p.w.loop(first, last, element, hint=hint)
 
 
 def emit_streamed_range(p: ExprPrinter, start, end, var, stores):
@@ -211,12 +216,4 @@ def emit_vector_range(p: ExprPrinter, start, end, var, stores, k):
     w.loop("0", nvec, vector, hint="vec")
     done = w.op(f"mul i64 {nvec}, {LANES}", "vn")
     done = w.op(f"add i64 {first}, {done}", "vn")
-
-    def element(i, _):
-        p.push()
-        p.vars[var] = i
-        for s in stores:
-            emit_store(p, s)
-        p.pop()
-        return []
-    w.loop(done, end, element, hint="tl")
+    store_elements(p, stores, var, done, end, "tl")
