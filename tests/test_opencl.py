@@ -692,8 +692,8 @@ def test_output_pool_serves_many_live_results_and_reuses_released_ones():
 @needs_device
 def test_system_svm_passes_host_arrays_without_buffer_objects(monkeypatch):
     """With fine-grain system SVM the kernels read and write the host arrays themselves:
-    no buffer object per call, any alignment (a view one element in), and ``read`` (the
-    check mode's) sees the kernels' writes."""
+    no buffer object per call, any alignment (a view one element in), read-only arrays,
+    and ``read`` (the check mode's) sees the kernels' writes."""
     import pyopencl as cl
     from compiler import dtypes as dt
     from compiler.backends.registry import compile_graph
@@ -716,6 +716,9 @@ def test_system_svm_passes_host_arrays_without_buffer_objects(monkeypatch):
         np.testing.assert_allclose(e, np.exp(view), rtol=1e-6)
         np.testing.assert_allclose(prod, np.exp(view) * view, rtol=1e-6)
     assert not created
+    frozen = np.exp(view)                            # a read-only input is passed as well
+    frozen.flags.writeable = False
+    np.testing.assert_allclose(exe.run([frozen])[1], np.exp(frozen), rtol=1e-6)
     _, produced = exe.executor.run([view], capture=True)
     assert any(np.allclose(v, np.exp(view) * view, rtol=1e-6) for v in produced.values())
 
