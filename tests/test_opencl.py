@@ -174,7 +174,8 @@ def test_streamed_vector_form_only_where_it_applies(monkeypatch):
     assert all("float16" in k for k in kinds(torch.tanh, x))
     assert not any("float16" in k for k in kinds(torch.tanh, torch.randn(7, 9)))
     assert not any("float16" in k for k in kinds(lambda i: i * 3 + 1, torch.arange(64)))
-    assert not any("float16" in k for k in kinds(lambda v: v.sum(1), x))
+    assert not any("kiln_stream_f16" in k or "points per work-item" in k
+                   for k in kinds(lambda v: v.sum(1), x))               # the row form
     monkeypatch.setenv("KILN_OPENCL_STYLE", "gpu")
     assert not any("float16" in k for k in kinds(torch.tanh, x))
 
@@ -795,14 +796,17 @@ def test_explicit_vector_style_trains_an_mlp_and_a_convnet_like_eager(monkeypatc
 
 
 @needs_device
-@pytest.mark.parametrize("cols", [48, 1024])
-def test_explicit_vector_row_kernels(monkeypatch, cols):
-    """Under the vector style (PoCL), row reductions whose rows are multiples of 16 run 16
-    elements per work-item as float16 (W2 on PoCL: 20 -> 5 ms): softmax then LayerNorm,
+@pytest.mark.parametrize("style", ["vector", "cpu"])
+@pytest.mark.parametrize("rows,cols", [(37, 48), (37, 1024), (5, 1024)])
+def test_explicit_vector_row_kernels(monkeypatch, style, rows, cols):
+    """On CPU runtimes, row reductions whose rows are multiples of 16 run 16 elements
+    per work-item as float16, a whole row per work-item when there are enough rows
+    (``opencl_rows_vec.ONE_ITEM_ROWS``), else a group per row: softmax then LayerNorm,
     row max/min/sum with a NaN in one row, and their gradients."""
-    monkeypatch.setenv("KILN_OPENCL_STYLE", "vector")
+    from compiler.backends import opencl_rows_vec
+    monkeypatch.setenv("KILN_OPENCL_STYLE", style)
     torch.manual_seed(0)
-    x = torch.randn(37, cols, requires_grad=True)
+    x = torch.randn(rows, cols, requires_grad=True)
 
     def f(x):
         y = F.layer_norm(F.softmax(x, dim=-1), (cols,), eps=1e-5)
@@ -821,6 +825,8 @@ def test_explicit_vector_row_kernels(monkeypatch, cols):
     kinds = [k.extra["kind"] for e in cf._cache.values() if not isinstance(e, str)
              for k in e.forward.kernels]
     assert any("per row" in k and "float16" in k for k in kinds), kinds
+    one_item = rows >= opencl_rows_vec.ONE_ITEM_ROWS * 2 * DEVICE.compute_units
+    assert all(("one work-item per row" in k) == one_item for k in kinds if "float16" in k)
     nan = x.detach().clone()
     nan.numpy()[3, 5] = float("nan")
     for g, w in zip(cf(nan)[1:], f(nan)[1:]):
