@@ -40,6 +40,16 @@ def streams(buffer, index, var) -> bool:
             and streamable(buffer, index, var, STREAM_BYTES))
 
 
+def to_line(w, address, size, count):
+    """How many ``size``-byte elements from ``address`` come before its first 64-byte
+    boundary, at most ``count``."""
+    addr = w.op(f"ptrtoint ptr {address} to i64", "al")
+    gap = w.op(f"sub i64 0, {addr}", "al")
+    gap = w.op(f"and i64 {gap}, 63", "al")
+    head = w.op(f"udiv i64 {gap}, {size}", "al")
+    return w.op(f"call i64 @llvm.smin.i64(i64 {head}, i64 {count})", "head")
+
+
 def stream_copy(p: ExprPrinter, tile, dst, count, dtype):
     """Copy ``count`` elements from the stack ``tile`` to ``dst`` with non-temporal vector
     stores: scalar stores up to the first 64-byte boundary of ``dst``, then aligned
@@ -58,11 +68,7 @@ def stream_copy(p: ExprPrinter, tile, dst, count, dtype):
             w.emit(f"store {ty} {v}, ptr {out}, align {size}")
             return []
         w.loop(first, last, one, hint="sc")
-    addr = w.op(f"ptrtoint ptr {dst} to i64", "sa")
-    gap = w.op(f"sub i64 0, {addr}", "sa")
-    gap = w.op(f"and i64 {gap}, 63", "sa")
-    head = w.op(f"udiv i64 {gap}, {size}", "sa")
-    head = w.op(f"call i64 @llvm.smin.i64(i64 {head}, i64 {count})", "head")
+    head = to_line(w, dst, size, count)
     scalar("0", head)
     rest = w.op(f"sub i64 {count}, {head}", "sa")
     nvec = w.op(f"udiv i64 {rest}, {lanes}", "nvec")
@@ -132,16 +138,14 @@ def aligned_start(p: ExprPrinter, stores, k, var, start, end):
     streaming stores at each tile edge: 12% slower on W1 when NumPy's 16-byte aligned
     output is not 64-byte aligned.)"""
     w = p.w
-    s, size = stores[k], p.buffers[stores[k].buffer].dtype.itemsize
+    s = stores[k]
     p.push()
     p.vars[var] = start
-    addr = w.op(f"ptrtoint ptr {p.address(s.buffer, s.index)} to i64", "al")
+    address = p.address(s.buffer, s.index)
     p.pop()
-    gap = w.op(f"sub i64 0, {addr}", "al")
-    gap = w.op(f"and i64 {gap}, 63", "al")
-    head = w.op(f"udiv i64 {gap}, {size}", "al")
+    n = w.op(f"sub i64 {end}, {start}", "al")
+    head = to_line(w, address, p.buffers[s.buffer].dtype.itemsize, n)
     first = w.op(f"add i64 {start}, {head}", "al")
-    first = w.op(f"call i64 @llvm.smin.i64(i64 {first}, i64 {end})", "al")
     store_elements(p, stores, var, start, first, "hd")
     return first
 

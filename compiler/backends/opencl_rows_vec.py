@@ -19,7 +19,7 @@ own packing of work-items into lanes had given 4.3 ms.
 
 Eligible (``rows_apply``): every phase loops over at most one Var, of a length that is a
 multiple of 16; reductions are float32 ``sum``/``max``/``min``; every value has a
-vector form along that Var (``opencl_vector``). Anything else keeps the scalar form.
+vector form along that Var (``kernel_ir.lanes``). Anything else keeps the scalar form.
 """
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ import math
 
 from ..dtypes import float32
 from ..kernel_ir.kernels import LoopKernel, Reduce
+from ..kernel_ir.lanes import LANES, vector_stores, vector_values
 from .opencl_loops import (Launch, _function, choose_strategy, combine_group, cv, group_phase,
                            group_prologue, group_size, printed_kernel)
 from .opencl_printer import ExprPrinter, Lines
-from ..kernel_ir.lanes import LANES, vector_stores, vector_values
 from .opencl_vector import VTYPE, VectorPrinter
 
 IDENTITY = {"sum": "0.0f", "max": "(-INFINITY)", "min": "INFINITY"}
